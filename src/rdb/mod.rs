@@ -1,0 +1,53 @@
+//! The RDB decoder: bytes in, [`Record`]s out, in any chunk sizes, with bounded memory.
+//!
+//! It reads every format Redis and Valkey have written: headers `REDIS0001` to
+//! `REDIS0012` and `VALKEY080`, every opcode, and every value type from 0 to 25 with
+//! every inner encoding (zipmap, ziplist, intset, listpack, quicklist v1/v2, streams
+//! v1-v3, hashes with field TTLs, module values). See the crate's `README.md` for the
+//! format sources.
+//!
+//! # Memory
+//! The decoder holds at most one *item* plus one output chunk: an item is one element,
+//! one opcode, or one compact blob (a ziplist, listpack or intset, which servers cap by
+//! their `*-max-*` settings). Big collections are emitted in chunks of
+//! [`DecoderOptions::chunk_elements`] elements, so a key with ten million members never
+//! sits in memory whole. No allocation is sized by a length read from the input: buffers
+//! grow only with bytes actually received, and a length over
+//! [`DecoderOptions::max_element_bytes`] is an error, not an allocation.
+//!
+//! # Errors
+//! Every error carries the byte offset of the bad item, the db and key when known, and
+//! says what was expected ([`Error`]). Truncated input is an error once
+//! [`Decoder::finish`] has been called.
+
+pub(crate) mod compact;
+mod cursor;
+mod decoder;
+mod error;
+mod lzf;
+mod reader;
+mod record;
+
+pub use decoder::Decoder;
+pub use error::{Error, ErrorKind};
+pub use reader::{RdbReader, ReadError};
+pub use record::*;
+
+/// Limits and chunk sizes.
+#[derive(Debug, Clone)]
+pub struct DecoderOptions {
+    /// Most elements in one [`Chunk`] (list elements, members, fields, stream entries,
+    /// pending entries).
+    pub chunk_elements: usize,
+    /// A chunk is also cut when its elements add up to this many bytes.
+    pub chunk_bytes: usize,
+    /// Largest string (element, key, compact blob, decompressed LZF) the decoder agrees
+    /// to buffer. Redis caps strings at 512 MB by default and compact blobs at 1 GB.
+    pub max_element_bytes: u64,
+}
+
+impl Default for DecoderOptions {
+    fn default() -> Self {
+        DecoderOptions { chunk_elements: 1024, chunk_bytes: 1 << 20, max_element_bytes: 1 << 30 }
+    }
+}

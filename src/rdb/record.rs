@@ -1,0 +1,619 @@
+//! What the decoder emits: records, keys, and the pieces of values.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// The header of an RDB stream: which server family wrote it and which format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RdbVersion {
+    /// `REDIS` (Redis, and Valkey before 9.0) or `VALKEY` (Valkey 9.0+).
+    pub magic: Magic,
+    /// The format version from the header digits: 1..=12 for `REDIS`, 80 for `VALKEY`.
+    pub version: u32,
+}
+
+impl RdbVersion {
+    /// Whether an 8-byte CRC64 follows the EOF opcode (RDB 5 and later).
+    pub fn has_checksum(&self) -> bool {
+        self.version >= 5
+    }
+}
+
+impl fmt::Display for RdbVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.magic {
+            Magic::Redis => write!(f, "REDIS{:04}", self.version),
+            Magic::Valkey => write!(f, "VALKEY{:03}", self.version),
+        }
+    }
+}
+
+/// The magic at the start of the file. Type bytes 22 and 23 mean different things under
+/// each, so the decoder dispatches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Magic {
+    /// `REDIS` + 4 digits.
+    Redis,
+    /// `VALKEY` + 3 digits.
+    Valkey,
+}
+
+impl Magic {
+    /// The magic text, `REDIS` or `VALKEY`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Magic::Redis => "REDIS",
+            Magic::Valkey => "VALKEY",
+        }
+    }
+}
+
+/// One thing the decoder found in the stream, in file order.
+///
+/// A key arrives as [`Record::Key`], then zero or more [`Record::Value`] pieces, then
+/// [`Record::KeyEnd`]. Small values come in one piece; large collections come in pieces
+/// of bounded size, so no key ever has to be held whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// The file header; always the first record.
+    Header(RdbVersion),
+    /// An AUX field (`redis-ver`, `ctime`, `repl-id`, `lua`, ...).
+    Aux {
+        /// Field name.
+        key: Bytes,
+        /// Field value.
+        value: Bytes,
+    },
+    /// Later keys belong to this database.
+    SelectDb {
+        /// Database number.
+        db: u64,
+    },
+    /// Size hints for the current database.
+    ResizeDb {
+        /// Number of keys.
+        db_size: u64,
+        /// Number of keys with an expiry.
+        expires_size: u64,
+    },
+    /// Cluster slot size hints (Redis 7.4 in cluster mode), before the keys of a slot.
+    SlotInfo {
+        /// Slot number.
+        slot: u64,
+        /// Keys in the slot.
+        size: u64,
+        /// Keys with an expiry in the slot.
+        expires_size: u64,
+    },
+    /// A slot import that was in progress when the snapshot was taken (Valkey 9 cluster
+    /// mode, opcode 0xF3).
+    SlotImport {
+        /// The import job's name.
+        job: Bytes,
+        /// Slot ranges, inclusive.
+        ranges: Vec<(u64, u64)>,
+    },
+    /// A command recorded inside the snapshot (Valkey forkless save, opcode 0xF2): it
+    /// applies at this point of the key stream.
+    Command {
+        /// The command and its arguments.
+        args: Vec<Bytes>,
+    },
+    /// Auxiliary data of a module, kept as the raw module opcode stream.
+    ModuleAux {
+        /// The module that wrote it.
+        module: ModuleId,
+        /// 1 = saved before the keyspace, 2 = after.
+        when: u64,
+        /// The module's opcode stream, raw, including the final EOF opcode.
+        payload: Bytes,
+    },
+    /// A function library (FUNCTION2, Redis 7.0+): its code, starting `#!<engine> name=<lib>`.
+    Function {
+        /// The library code.
+        code: Bytes,
+    },
+    /// A function in the pre-release format of Redis 7.0-rc1/rc2 (opcode 0xF6).
+    FunctionPreGa {
+        /// Function name.
+        name: Bytes,
+        /// Engine name, e.g. `LUA`.
+        engine: Bytes,
+        /// Optional description.
+        description: Option<Bytes>,
+        /// The code.
+        code: Bytes,
+    },
+    /// Start of a key.
+    Key(KeyStart),
+    /// A piece of the current key's value.
+    Value(Chunk),
+    /// End of the current key.
+    KeyEnd,
+    /// The EOF opcode and the checksum trailer: the stream decoded completely.
+    End(Checksum),
+}
+
+/// What the trailer said about the checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksum {
+    /// RDB versions before 5 have no trailer.
+    Absent,
+    /// The writer had checksums disabled (trailer is all zero).
+    Disabled,
+    /// The trailer matched the bytes read.
+    Verified(u64),
+}
+
+/// The start of a key: where it lives, its name, how its value is encoded, and the
+/// metadata that came before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStart {
+    /// Database number (0 until a `SELECTDB`).
+    pub db: u64,
+    /// The key name.
+    pub key: Bytes,
+    /// The value's type byte, which decides its layout.
+    pub encoding: Encoding,
+    /// Absolute expiry, unix milliseconds (seconds expiries are converted).
+    pub expire_at_ms: Option<i64>,
+    /// LRU idle time in seconds (opcode IDLE), if present.
+    pub idle_seconds: Option<u64>,
+    /// LFU counter (opcode FREQ), if present.
+    pub lfu_freq: Option<u8>,
+}
+
+/// The value layouts, one per RDB type byte. [`Encoding::kind`] gives the logical type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// 0: plain string.
+    String,
+    /// 1: linked list of strings.
+    List,
+    /// 2: hash table set.
+    Set,
+    /// 3: skiplist zset with scores as strings.
+    Zset,
+    /// 4: hash table hash.
+    Hash,
+    /// 5: skiplist zset with binary double scores.
+    Zset2,
+    /// 6: module value in the pre-GA format (cannot be decoded).
+    ModulePreGa,
+    /// 7: module value with self-describing opcodes.
+    Module2,
+    /// 9: zipmap hash (Redis 2.4).
+    HashZipmap,
+    /// 10: ziplist list.
+    ListZiplist,
+    /// 11: intset set.
+    SetIntset,
+    /// 12: ziplist zset.
+    ZsetZiplist,
+    /// 13: ziplist hash.
+    HashZiplist,
+    /// 14: quicklist of ziplists.
+    ListQuicklist,
+    /// 15: stream (5.0 layout).
+    StreamListpacks,
+    /// 16: listpack hash.
+    HashListpack,
+    /// 17: listpack zset.
+    ZsetListpack,
+    /// 18: quicklist of listpacks and plain nodes.
+    ListQuicklist2,
+    /// 19: stream (7.0 layout).
+    StreamListpacks2,
+    /// 20: listpack set.
+    SetListpack,
+    /// 21: stream (7.2 layout).
+    StreamListpacks3,
+    /// 22 in `REDIS` files: hash with field TTLs, Redis 7.4 release-candidate layout.
+    HashMetadataPreGa,
+    /// 23 in `REDIS` files: listpack hash with field TTLs, Redis 7.4 release-candidate layout.
+    HashListpackExPreGa,
+    /// 24: hash table hash with field TTLs (Redis 7.4).
+    HashMetadata,
+    /// 25: listpack hash with field TTLs (Redis 7.4).
+    HashListpackEx,
+    /// 22 in `VALKEY` files: hash with per-field expiry (Valkey 9).
+    ValkeyHash2,
+}
+
+impl Encoding {
+    /// The encoding for a type byte under the given header, if it is one.
+    pub fn from_type_byte(byte: u8, magic: Magic) -> Option<Encoding> {
+        use Encoding::*;
+        Some(match (byte, magic) {
+            (0, _) => String,
+            (1, _) => List,
+            (2, _) => Set,
+            (3, _) => Zset,
+            (4, _) => Hash,
+            (5, _) => Zset2,
+            (6, _) => ModulePreGa,
+            (7, _) => Module2,
+            (9, _) => HashZipmap,
+            (10, _) => ListZiplist,
+            (11, _) => SetIntset,
+            (12, _) => ZsetZiplist,
+            (13, _) => HashZiplist,
+            (14, _) => ListQuicklist,
+            (15, _) => StreamListpacks,
+            (16, _) => HashListpack,
+            (17, _) => ZsetListpack,
+            (18, _) => ListQuicklist2,
+            (19, _) => StreamListpacks2,
+            (20, _) => SetListpack,
+            (21, _) => StreamListpacks3,
+            (22, Magic::Redis) => HashMetadataPreGa,
+            (23, Magic::Redis) => HashListpackExPreGa,
+            (24, Magic::Redis) => HashMetadata,
+            (25, Magic::Redis) => HashListpackEx,
+            (22, Magic::Valkey) => ValkeyHash2,
+            _ => return None,
+        })
+    }
+
+    /// The RDB type byte.
+    pub fn type_byte(self) -> u8 {
+        use Encoding::*;
+        match self {
+            String => 0,
+            List => 1,
+            Set => 2,
+            Zset => 3,
+            Hash => 4,
+            Zset2 => 5,
+            ModulePreGa => 6,
+            Module2 => 7,
+            HashZipmap => 9,
+            ListZiplist => 10,
+            SetIntset => 11,
+            ZsetZiplist => 12,
+            HashZiplist => 13,
+            ListQuicklist => 14,
+            StreamListpacks => 15,
+            HashListpack => 16,
+            ZsetListpack => 17,
+            ListQuicklist2 => 18,
+            StreamListpacks2 => 19,
+            SetListpack => 20,
+            StreamListpacks3 => 21,
+            HashMetadataPreGa | ValkeyHash2 => 22,
+            HashListpackExPreGa => 23,
+            HashMetadata => 24,
+            HashListpackEx => 25,
+        }
+    }
+
+    /// The logical type, as `TYPE` reports it.
+    pub fn kind(self) -> Kind {
+        use Encoding::*;
+        match self {
+            String => Kind::String,
+            List | ListZiplist | ListQuicklist | ListQuicklist2 => Kind::List,
+            Set | SetIntset | SetListpack => Kind::Set,
+            Zset | Zset2 | ZsetZiplist | ZsetListpack => Kind::Zset,
+            Hash | HashZipmap | HashZiplist | HashListpack | HashMetadataPreGa | HashListpackExPreGa
+            | HashMetadata | HashListpackEx | ValkeyHash2 => Kind::Hash,
+            StreamListpacks | StreamListpacks2 | StreamListpacks3 => Kind::Stream,
+            ModulePreGa | Module2 => Kind::Module,
+        }
+    }
+
+    /// A short lower-case name for summaries, e.g. `list_quicklist_2`.
+    pub fn name(self) -> &'static str {
+        use Encoding::*;
+        match self {
+            String => "string",
+            List => "list",
+            Set => "set",
+            Zset => "zset",
+            Hash => "hash",
+            Zset2 => "zset_2",
+            ModulePreGa => "module_pre_ga",
+            Module2 => "module_2",
+            HashZipmap => "hash_zipmap",
+            ListZiplist => "list_ziplist",
+            SetIntset => "set_intset",
+            ZsetZiplist => "zset_ziplist",
+            HashZiplist => "hash_ziplist",
+            ListQuicklist => "list_quicklist",
+            StreamListpacks => "stream_listpacks",
+            HashListpack => "hash_listpack",
+            ZsetListpack => "zset_listpack",
+            ListQuicklist2 => "list_quicklist_2",
+            StreamListpacks2 => "stream_listpacks_2",
+            SetListpack => "set_listpack",
+            StreamListpacks3 => "stream_listpacks_3",
+            HashMetadataPreGa => "hash_metadata_pre_ga",
+            HashListpackExPreGa => "hash_listpack_ex_pre_ga",
+            HashMetadata => "hash_metadata",
+            HashListpackEx => "hash_listpack_ex",
+            ValkeyHash2 => "valkey_hash_2",
+        }
+    }
+}
+
+/// Logical value types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// String.
+    String,
+    /// List.
+    List,
+    /// Set.
+    Set,
+    /// Sorted set.
+    Zset,
+    /// Hash.
+    Hash,
+    /// Stream.
+    Stream,
+    /// Module value.
+    Module,
+}
+
+impl Kind {
+    /// The name `TYPE` returns (`module` for module values).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::List => "list",
+            Kind::Set => "set",
+            Kind::Zset => "zset",
+            Kind::Hash => "hash",
+            Kind::Stream => "stream",
+            Kind::Module => "module",
+        }
+    }
+}
+
+/// One string as stored: compact encodings keep integers as integers, and the decoder
+/// does not turn them into text. [`Elem::to_bytes`] gives the string Redis would return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Elem {
+    /// Bytes as stored.
+    Bytes(Bytes),
+    /// An integer; its string form is the decimal text.
+    Int(i64),
+}
+
+impl Elem {
+    /// The string Redis returns for this element.
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            Elem::Bytes(b) => b.clone(),
+            Elem::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        }
+    }
+
+    /// Calls `f` with the string form, without allocating for integers.
+    pub fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            Elem::Bytes(b) => f(b),
+            Elem::Int(i) => f(itoa::Buffer::new().format(*i).as_bytes()),
+        }
+    }
+
+    /// Length of the string form in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Elem::Bytes(b) => b.len(),
+            Elem::Int(i) => itoa::Buffer::new().format(*i).len(),
+        }
+    }
+
+    /// Whether the string form is empty.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Elem::Bytes(b) if b.is_empty())
+    }
+
+    /// Whether both elements stand for the same string (`Int(7)` equals `Bytes("7")`).
+    pub fn same_string(&self, other: &Elem) -> bool {
+        self.with_bytes(|a| other.with_bytes(|b| a == b))
+    }
+}
+
+impl From<&[u8]> for Elem {
+    fn from(b: &[u8]) -> Elem {
+        Elem::Bytes(Bytes::copy_from_slice(b))
+    }
+}
+
+/// A stream entry id, `ms-seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct StreamId {
+    /// Milliseconds part.
+    pub ms: u64,
+    /// Sequence part.
+    pub seq: u64,
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// A hash field, with its own expiry where the encoding has field TTLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashField {
+    /// Field name.
+    pub field: Elem,
+    /// Field value.
+    pub value: Elem,
+    /// Absolute expiry of the field, unix ms.
+    pub expire_at_ms: Option<i64>,
+}
+
+/// One live stream entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    /// Entry id.
+    pub id: StreamId,
+    /// Field/value pairs in order.
+    pub fields: Vec<(Elem, Elem)>,
+}
+
+/// Stream metadata, after the entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamMeta {
+    /// Number of live entries.
+    pub length: u64,
+    /// Last generated id.
+    pub last_id: StreamId,
+    /// First live id (types 19 and 21 only).
+    pub first_id: Option<StreamId>,
+    /// Largest deleted id (types 19 and 21 only).
+    pub max_deleted_id: Option<StreamId>,
+    /// Entries ever added (types 19 and 21 only).
+    pub entries_added: Option<u64>,
+}
+
+/// A consumer group header. Its pending entries and consumers follow as
+/// [`Chunk::StreamPending`] and [`Chunk::StreamConsumer`] pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamGroup {
+    /// Group name.
+    pub name: Bytes,
+    /// Last delivered id.
+    pub last_delivered_id: StreamId,
+    /// Entries read (types 19 and 21); `None` when absent or stored as "unknown".
+    pub entries_read: Option<u64>,
+}
+
+/// An entry of a group's pending entries list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingEntry {
+    /// Entry id.
+    pub id: StreamId,
+    /// Last delivery time, unix ms.
+    pub delivery_time_ms: i64,
+    /// Number of deliveries.
+    pub delivery_count: u64,
+}
+
+/// A consumer of the current group. The ids it owns follow as
+/// [`Chunk::StreamConsumerPending`] pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConsumer {
+    /// Consumer name.
+    pub name: Bytes,
+    /// Last seen time, unix ms.
+    pub seen_time_ms: i64,
+    /// Last active time, unix ms (type 21 only).
+    pub active_time_ms: Option<i64>,
+}
+
+/// A 64-bit module type id: 9 characters of name and a 10-bit encoding version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ModuleId(pub u64);
+
+impl ModuleId {
+    const CHARSET: &'static [u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    /// The module type name, e.g. `ReJSON-RL`.
+    pub fn name(self) -> String {
+        let mut id = self.0 >> 10;
+        let mut name = [0u8; 9];
+        for slot in name.iter_mut().rev() {
+            *slot = Self::CHARSET[(id & 63) as usize];
+            id >>= 6;
+        }
+        name.iter().map(|&b| b as char).collect()
+    }
+
+    /// The encoding version the module saved its data with.
+    pub fn encoding_version(self) -> u64 {
+        self.0 & 1023
+    }
+}
+
+/// A piece of a value. Which pieces come depends on the key's [`Kind`]:
+///
+/// - string: one [`Chunk::String`];
+/// - list, set, zset, hash: any number of [`Chunk::List`], [`Chunk::Set`],
+///   [`Chunk::Zset`], [`Chunk::Hash`] pieces, in stored order;
+/// - stream: [`Chunk::StreamEntries`]*, [`Chunk::StreamMeta`], then per group a
+///   [`Chunk::StreamGroup`], its [`Chunk::StreamPending`]*, and per consumer a
+///   [`Chunk::StreamConsumer`] and its [`Chunk::StreamConsumerPending`]*;
+/// - module: one [`Chunk::Module`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    /// The whole string value.
+    String(Elem),
+    /// List elements, in order.
+    List(Vec<Elem>),
+    /// Set members.
+    Set(Vec<Elem>),
+    /// Sorted set members with scores.
+    Zset(Vec<(Elem, f64)>),
+    /// Hash fields.
+    Hash(Vec<HashField>),
+    /// Stream entries, in id order.
+    StreamEntries(Vec<StreamEntry>),
+    /// Stream metadata.
+    StreamMeta(StreamMeta),
+    /// A consumer group.
+    StreamGroup(StreamGroup),
+    /// Pending entries of the current group, in id order.
+    StreamPending(Vec<PendingEntry>),
+    /// A consumer of the current group.
+    StreamConsumer(StreamConsumer),
+    /// Ids owned by the current consumer.
+    StreamConsumerPending(Vec<StreamId>),
+    /// A module value, kept raw so it can be passed on unchanged.
+    Module {
+        /// The module type.
+        module: ModuleId,
+        /// The value exactly as stored after the type byte: the module id, then the
+        /// opcode stream with its final EOF opcode. Prefixed with type byte 7 and
+        /// followed by a DUMP footer, it is a RESTORE payload.
+        payload: Bytes,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_id_round_trip() {
+        // "ReJSON-RL" with encoding version 3, built the way modules build their ids.
+        let charset = ModuleId::CHARSET;
+        let mut id: u64 = 0;
+        for c in b"ReJSON-RL" {
+            id = (id << 6) | charset.iter().position(|x| x == c).unwrap() as u64;
+        }
+        let id = ModuleId((id << 10) | 3);
+        assert_eq!(id.name(), "ReJSON-RL");
+        assert_eq!(id.encoding_version(), 3);
+    }
+
+    #[test]
+    fn type_bytes_round_trip() {
+        for b in 0..=255u8 {
+            for magic in [Magic::Redis, Magic::Valkey] {
+                if let Some(e) = Encoding::from_type_byte(b, magic) {
+                    assert_eq!(e.type_byte(), b);
+                }
+            }
+        }
+        assert_eq!(Encoding::from_type_byte(22, Magic::Redis), Some(Encoding::HashMetadataPreGa));
+        assert_eq!(Encoding::from_type_byte(22, Magic::Valkey), Some(Encoding::ValkeyHash2));
+        assert_eq!(Encoding::from_type_byte(8, Magic::Redis), None);
+        assert_eq!(Encoding::from_type_byte(24, Magic::Valkey), None);
+    }
+
+    #[test]
+    fn elem_strings() {
+        assert_eq!(Elem::Int(-12).to_bytes(), Bytes::from_static(b"-12"));
+        assert!(Elem::Int(7).same_string(&Elem::Bytes(Bytes::from_static(b"7"))));
+        assert_eq!(Elem::Int(i64::MIN).len(), 20);
+    }
+}
