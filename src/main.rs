@@ -1,0 +1,171 @@
+//! The `redis-ferry` command line: parses arguments, runs the library, maps errors to
+//! exit codes. See `README.md` for usage.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use redis_ferry::output::{commands::CommandWriter, jsonl::JsonlWriter, summary::Summary};
+use redis_ferry::rdb::{self, DecoderOptions, RdbReader, Record};
+
+/// Exit codes, documented in the README.
+mod exit {
+    pub const OK: u8 = 0;
+    /// Command-line usage error (also what clap uses).
+    pub const USAGE: u8 = 2;
+    /// The input is not a valid, complete RDB.
+    pub const BAD_INPUT: u8 = 3;
+    /// Reading the input or writing the output failed.
+    pub const IO: u8 = 4;
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "redis-ferry", version, about = "Move a live Redis dataset between servers of any version")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode an RDB file (any version, REDIS0001..REDIS0012 and VALKEY080) to JSON
+    /// Lines, RESP commands or a summary.
+    Decode(DecodeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct DecodeArgs {
+    /// The RDB file, or `-` for standard input.
+    input: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+    /// Write to this file instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Refuse strings (elements, keys, compact blobs) longer than this many bytes.
+    #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
+    max_element_bytes: u64,
+    /// Emit big collections in pieces of at most this many elements.
+    #[arg(long, default_value_t = 1024, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    chunk_elements: u32,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// One JSON object per key (and per aux field, function, ...).
+    Jsonl,
+    /// RESP commands that recreate the dataset, for `redis-cli --pipe`.
+    Resp,
+    /// Key counts per db and type, encodings, biggest keys; human-readable.
+    Summary,
+    /// The summary as one JSON object.
+    SummaryJson,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode(args),
+    };
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(err) => {
+            // A closed pipe (`decode ... | head`) is the reader's choice, not a failure.
+            if err.chain().any(|e| e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)) {
+                return ExitCode::from(exit::OK);
+            }
+            eprintln!("redis-ferry: error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<rdb::Error>().is_some() {
+            return exit::BAD_INPUT;
+        }
+        if let Some(rdb::ReadError::Decode(_)) = cause.downcast_ref::<rdb::ReadError>() {
+            return exit::BAD_INPUT;
+        }
+        if cause.downcast_ref::<io::Error>().is_some() {
+            return exit::IO;
+        }
+    }
+    exit::USAGE
+}
+
+fn decode(args: DecodeArgs) -> anyhow::Result<()> {
+    let input: Box<dyn Read> = if args.input == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(&args.input).with_context(|| format!("opening {}", args.input))?)
+    };
+    let output: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?),
+        None => Box::new(io::stdout().lock()),
+    };
+    let output = BufWriter::with_capacity(256 * 1024, output);
+    let opts = DecoderOptions {
+        chunk_elements: args.chunk_elements as usize,
+        max_element_bytes: args.max_element_bytes,
+        ..DecoderOptions::default()
+    };
+    let mut reader = RdbReader::with_options(input, opts);
+    let what = if args.input == "-" { "standard input".to_string() } else { args.input.clone() };
+    let mut next = || reader_next(&mut reader, &what);
+
+    match args.format {
+        Format::Jsonl => {
+            let mut w = JsonlWriter::new(output);
+            while let Some(r) = next()? {
+                w.record(&r).context("writing output")?;
+            }
+            w.flush().context("writing output")?;
+        }
+        Format::Resp => {
+            let mut w = CommandWriter::new(output);
+            while let Some(r) = next()? {
+                w.record(&r).context("writing output")?;
+            }
+            w.flush().context("writing output")?;
+            let notes = w.notes();
+            if notes.module_aux_skipped > 0 {
+                eprintln!(
+                    "redis-ferry: note: {} module aux record(s) have no command form and were left out",
+                    notes.module_aux_skipped
+                );
+            }
+            if notes.slot_imports_skipped > 0 {
+                eprintln!("redis-ferry: note: {} slot import record(s) were left out", notes.slot_imports_skipped);
+            }
+        }
+        Format::Summary | Format::SummaryJson => {
+            let mut s = Summary::new();
+            while let Some(r) = next()? {
+                s.record(&r);
+            }
+            s.set_input_bytes(reader.decoder().offset());
+            let mut output = output;
+            let text = if args.format == Format::Summary { s.to_text() } else { s.to_json() + "\n" };
+            output.write_all(text.as_bytes()).context("writing output")?;
+            output.flush().context("writing output")?;
+        }
+    }
+    let trailing = reader.trailing_bytes().context("reading the input")?;
+    if trailing > 0 {
+        eprintln!(
+            "redis-ferry: warning: {trailing} byte(s) after the end of the RDB (at offset {}) were ignored",
+            reader.decoder().offset()
+        );
+    }
+    Ok(())
+}
+
+fn reader_next<R: Read>(reader: &mut RdbReader<R>, what: &str) -> anyhow::Result<Option<Record>> {
+    reader.next_record().with_context(|| format!("decoding {what}"))
+}

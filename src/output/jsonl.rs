@@ -1,0 +1,461 @@
+//! JSON Lines: one object per key, in the same logical form as the fixtures'
+//! `expected.json`, plus one object per aux field, function library and other non-key
+//! record.
+//!
+//! A key is `{"db":N,"key":S,"type":T,"expire_at_ms":MS|null,"value":V}`, with
+//! `"field_expire_at_ms":{field:MS}` added for hashes whose fields have TTLs. Byte
+//! strings `S` are JSON strings when they are UTF-8 and do not start with `base64:`,
+//! otherwise `"base64:"` + base64. Values by type:
+//!
+//! - `string`: `S`
+//! - `list`, `set`: `[S, ...]` in stored order
+//! - `zset`: `[[S, score], ...]`, the score a number that reads back to the same double,
+//!   or `"inf"`, `"-inf"`, `"nan"`
+//! - `hash`: `{S: S, ...}`
+//! - `stream`: `{"entries": [[id, [field, value, ...]], ...], "length": n,
+//!   "last_id": "ms-seq", "max_deleted_id": "ms-seq"|null, "entries_added": n|null,
+//!   "groups": [{"name", "last_delivered_id", "entries_read": n|null,
+//!   "consumers": [{"name", "pending": n}], "pending": [[id, consumer, delivery_count]]}]}`
+//! - `module`: `{"module": "<9-char name>", "payload": "base64:..."}`, the payload being
+//!   the value as stored after the type byte (module id and opcode stream)
+//!
+//! Other records: `{"rdb_version":N,"magic":"REDIS"}` first, `{"aux":S,"value":S}`,
+//! `{"function":S,"engine":S,"code":S}`, `{"module_aux":S,"when":N,"payload":S}`,
+//! `{"slot_import":S,"ranges":[[a,b],...]}`, `{"command":[S,...]}`, and last
+//! `{"eof":true,"checksum":"verified"|"disabled"|"absent"}`, which tells a reader the
+//! file was complete.
+//!
+//! Memory: values are written as their chunks arrive. Only hash field expiries and one
+//! consumer group's pending entries (to pair each with its consumer) are held until the
+//! key or group ends.
+
+use std::io::{self, Write};
+
+use bytes::Bytes;
+
+use super::{function_header, pre_ga_library_code, write_json_base64, write_json_bytes, write_json_str};
+use crate::rdb::{Checksum, Chunk, Elem, Kind, PendingEntry, Record, StreamGroup, StreamId};
+use crate::resp::format_double;
+
+/// Bytes collected before a write to the underlying writer.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Writes records as JSON Lines.
+#[derive(Debug)]
+pub struct JsonlWriter<W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    key: Option<KeyState>,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    kind: Kind,
+    /// Nothing of the value written yet (for commas).
+    empty: bool,
+    /// Whether the value itself was written (strings and modules come in one piece).
+    value_written: bool,
+    field_ttls: Vec<(Elem, i64)>,
+    stream: StreamState,
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    meta_written: bool,
+    groups_written: usize,
+    group: Option<GroupState>,
+}
+
+#[derive(Debug)]
+struct GroupState {
+    header: StreamGroup,
+    pending: Vec<(PendingEntry, Option<usize>)>,
+    consumers: Vec<(Bytes, u64)>,
+    sorted: bool,
+}
+
+impl<W: Write> JsonlWriter<W> {
+    /// A writer onto `out`.
+    pub fn new(out: W) -> JsonlWriter<W> {
+        JsonlWriter { out, buf: Vec::with_capacity(FLUSH_AT * 2), key: None }
+    }
+
+    /// Writes one record.
+    pub fn record(&mut self, record: &Record) -> io::Result<()> {
+        match record {
+            Record::Header(v) => {
+                self.buf.extend_from_slice(b"{\"rdb_version\":");
+                self.int(v.version as i64);
+                self.buf.extend_from_slice(b",\"magic\":");
+                write_json_str(&mut self.buf, v.magic.name());
+                self.buf.extend_from_slice(b"}\n");
+            }
+            Record::Aux { key, value } => {
+                self.buf.extend_from_slice(b"{\"aux\":");
+                write_json_bytes(&mut self.buf, key);
+                self.buf.extend_from_slice(b",\"value\":");
+                write_json_bytes(&mut self.buf, value);
+                self.buf.extend_from_slice(b"}\n");
+            }
+            Record::Function { code } => {
+                let (engine, name) = function_header(code).unwrap_or_default();
+                self.function(&name, &engine, code, None);
+            }
+            Record::FunctionPreGa { name, engine, description, code } => {
+                let code = pre_ga_library_code(name, engine, code);
+                let engine = engine.to_ascii_uppercase();
+                self.function(name, &engine, &code, description.as_deref());
+            }
+            Record::ModuleAux { module, when, payload } => {
+                self.buf.extend_from_slice(b"{\"module_aux\":");
+                write_json_str(&mut self.buf, &module.name());
+                self.buf.extend_from_slice(b",\"when\":");
+                self.int(*when as i64);
+                self.buf.extend_from_slice(b",\"payload\":");
+                write_json_base64(&mut self.buf, payload);
+                self.buf.extend_from_slice(b"}\n");
+            }
+            Record::SlotImport { job, ranges } => {
+                self.buf.extend_from_slice(b"{\"slot_import\":");
+                write_json_bytes(&mut self.buf, job);
+                self.buf.extend_from_slice(b",\"ranges\":[");
+                for (i, (a, b)) in ranges.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.buf.push(b'[');
+                    self.uint(*a);
+                    self.buf.push(b',');
+                    self.uint(*b);
+                    self.buf.push(b']');
+                }
+                self.buf.extend_from_slice(b"]}\n");
+            }
+            Record::Command { args } => {
+                self.buf.extend_from_slice(b"{\"command\":[");
+                for (i, a) in args.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    write_json_bytes(&mut self.buf, a);
+                }
+                self.buf.extend_from_slice(b"]}\n");
+            }
+            Record::SelectDb { .. } | Record::ResizeDb { .. } | Record::SlotInfo { .. } => {}
+            Record::Key(k) => {
+                self.buf.extend_from_slice(b"{\"db\":");
+                self.uint(k.db);
+                self.buf.extend_from_slice(b",\"key\":");
+                write_json_bytes(&mut self.buf, &k.key);
+                let kind = k.encoding.kind();
+                self.buf.extend_from_slice(b",\"type\":\"");
+                self.buf.extend_from_slice(kind.name().as_bytes());
+                self.buf.extend_from_slice(b"\",\"expire_at_ms\":");
+                match k.expire_at_ms {
+                    Some(ms) => self.int(ms),
+                    None => self.buf.extend_from_slice(b"null"),
+                }
+                self.buf.extend_from_slice(b",\"value\":");
+                self.buf.extend_from_slice(match kind {
+                    Kind::List | Kind::Set | Kind::Zset => b"[",
+                    Kind::Hash => b"{",
+                    Kind::Stream => b"{\"entries\":[",
+                    Kind::String | Kind::Module => b"",
+                });
+                self.key = Some(KeyState {
+                    kind,
+                    empty: true,
+                    value_written: false,
+                    field_ttls: Vec::new(),
+                    stream: StreamState::default(),
+                });
+            }
+            Record::Value(chunk) => self.chunk(chunk),
+            Record::KeyEnd => self.key_end(),
+            Record::End(checksum) => {
+                self.buf.extend_from_slice(b"{\"eof\":true,\"checksum\":\"");
+                self.buf.extend_from_slice(match checksum {
+                    Checksum::Verified(_) => b"verified",
+                    Checksum::Disabled => b"disabled",
+                    Checksum::Absent => b"absent",
+                });
+                self.buf.extend_from_slice(b"\"}\n");
+            }
+        }
+        if self.buf.len() >= FLUSH_AT {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes out everything buffered and flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.flush()
+    }
+
+    fn int(&mut self, i: i64) {
+        self.buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    }
+
+    fn uint(&mut self, i: u64) {
+        self.buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    }
+
+    fn elem(&mut self, e: &Elem) {
+        match e {
+            Elem::Bytes(b) => write_json_bytes(&mut self.buf, b),
+            Elem::Int(i) => {
+                self.buf.push(b'"');
+                self.int(*i);
+                self.buf.push(b'"');
+            }
+        }
+    }
+
+    fn id(&mut self, id: StreamId) {
+        self.buf.push(b'"');
+        self.uint(id.ms);
+        self.buf.push(b'-');
+        self.uint(id.seq);
+        self.buf.push(b'"');
+    }
+
+    fn score(&mut self, d: f64) {
+        let mut b = ryu::Buffer::new();
+        let text = format_double(&mut b, d);
+        if d.is_finite() {
+            self.buf.extend_from_slice(text.as_bytes());
+        } else {
+            write_json_str(&mut self.buf, text);
+        }
+    }
+
+    fn function(&mut self, name: &[u8], engine: &[u8], code: &[u8], description: Option<&[u8]>) {
+        self.buf.extend_from_slice(b"{\"function\":");
+        write_json_bytes(&mut self.buf, name);
+        self.buf.extend_from_slice(b",\"engine\":");
+        write_json_bytes(&mut self.buf, engine);
+        self.buf.extend_from_slice(b",\"code\":");
+        write_json_bytes(&mut self.buf, code);
+        if let Some(d) = description {
+            self.buf.extend_from_slice(b",\"description\":");
+            write_json_bytes(&mut self.buf, d);
+        }
+        self.buf.extend_from_slice(b"}\n");
+    }
+
+    /// Writes a comma unless this is the first element of the value.
+    fn sep(&mut self) {
+        if let Some(k) = &mut self.key {
+            if !std::mem::replace(&mut k.empty, false) {
+                self.buf.push(b',');
+            }
+        }
+    }
+
+    fn chunk(&mut self, chunk: &Chunk) {
+        let Some(key) = &mut self.key else { return };
+        match chunk {
+            Chunk::String(e) => {
+                key.value_written = true;
+                self.elem(e);
+            }
+            Chunk::List(v) | Chunk::Set(v) => {
+                for e in v {
+                    self.sep();
+                    self.elem(e);
+                }
+            }
+            Chunk::Zset(v) => {
+                for (m, s) in v {
+                    self.sep();
+                    self.buf.push(b'[');
+                    self.elem(m);
+                    self.buf.push(b',');
+                    self.score(*s);
+                    self.buf.push(b']');
+                }
+            }
+            Chunk::Hash(v) => {
+                for f in v {
+                    if let (Some(ms), Some(k)) = (f.expire_at_ms, &mut self.key) {
+                        k.field_ttls.push((f.field.clone(), ms));
+                    }
+                    self.sep();
+                    self.elem(&f.field);
+                    self.buf.push(b':');
+                    self.elem(&f.value);
+                }
+            }
+            Chunk::StreamEntries(entries) => {
+                for e in entries {
+                    self.sep();
+                    self.buf.push(b'[');
+                    self.id(e.id);
+                    self.buf.extend_from_slice(b",[");
+                    for (i, (f, v)) in e.fields.iter().enumerate() {
+                        if i > 0 {
+                            self.buf.push(b',');
+                        }
+                        self.elem(f);
+                        self.buf.push(b',');
+                        self.elem(v);
+                    }
+                    self.buf.extend_from_slice(b"]]");
+                }
+            }
+            Chunk::StreamMeta(m) => {
+                key.stream.meta_written = true;
+                self.buf.extend_from_slice(b"],\"length\":");
+                self.uint(m.length);
+                self.buf.extend_from_slice(b",\"last_id\":");
+                self.id(m.last_id);
+                self.buf.extend_from_slice(b",\"max_deleted_id\":");
+                match m.max_deleted_id {
+                    Some(id) => self.id(id),
+                    None => self.buf.extend_from_slice(b"null"),
+                }
+                self.buf.extend_from_slice(b",\"entries_added\":");
+                match m.entries_added {
+                    Some(n) => self.uint(n),
+                    None => self.buf.extend_from_slice(b"null"),
+                }
+                self.buf.extend_from_slice(b",\"groups\":[");
+            }
+            Chunk::StreamGroup(g) => {
+                self.finish_group();
+                if let Some(k) = &mut self.key {
+                    k.stream.group =
+                        Some(GroupState { header: g.clone(), pending: Vec::new(), consumers: Vec::new(), sorted: true });
+                }
+            }
+            Chunk::StreamPending(entries) => {
+                if let Some(g) = &mut key.stream.group {
+                    for e in entries {
+                        if g.pending.last().is_some_and(|(last, _)| last.id >= e.id) {
+                            g.sorted = false;
+                        }
+                        g.pending.push((*e, None));
+                    }
+                }
+            }
+            Chunk::StreamConsumer(c) => {
+                if let Some(g) = &mut key.stream.group {
+                    if !g.sorted {
+                        g.pending.sort_by_key(|(e, _)| e.id);
+                        g.sorted = true;
+                    }
+                    g.consumers.push((c.name.clone(), 0));
+                }
+            }
+            Chunk::StreamConsumerPending(ids) => {
+                if let Some(g) = &mut key.stream.group {
+                    let owner = g.consumers.len().checked_sub(1);
+                    if let Some((_, count)) = g.consumers.last_mut() {
+                        *count += ids.len() as u64;
+                    }
+                    for id in ids {
+                        if let Ok(i) = g.pending.binary_search_by_key(id, |(e, _)| e.id) {
+                            g.pending[i].1 = owner;
+                        }
+                    }
+                }
+            }
+            Chunk::Module { module, payload } => {
+                key.value_written = true;
+                self.buf.extend_from_slice(b"{\"module\":");
+                write_json_str(&mut self.buf, &module.name());
+                self.buf.extend_from_slice(b",\"payload\":");
+                write_json_base64(&mut self.buf, payload);
+                self.buf.push(b'}');
+            }
+        }
+    }
+
+    /// Writes the current consumer group, now that its consumers are known.
+    fn finish_group(&mut self) {
+        let Some(key) = &mut self.key else { return };
+        let Some(g) = key.stream.group.take() else { return };
+        let first = key.stream.groups_written == 0;
+        key.stream.groups_written += 1;
+        if !first {
+            self.buf.push(b',');
+        }
+        self.buf.extend_from_slice(b"{\"name\":");
+        write_json_bytes(&mut self.buf, &g.header.name);
+        self.buf.extend_from_slice(b",\"last_delivered_id\":");
+        self.id(g.header.last_delivered_id);
+        self.buf.extend_from_slice(b",\"entries_read\":");
+        match g.header.entries_read {
+            Some(n) => self.uint(n),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self.buf.extend_from_slice(b",\"consumers\":[");
+        for (i, (name, pending)) in g.consumers.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.extend_from_slice(b"{\"name\":");
+            write_json_bytes(&mut self.buf, name);
+            self.buf.extend_from_slice(b",\"pending\":");
+            self.uint(*pending);
+            self.buf.push(b'}');
+        }
+        self.buf.extend_from_slice(b"],\"pending\":[");
+        for (i, (e, owner)) in g.pending.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.push(b'[');
+            self.id(e.id);
+            self.buf.push(b',');
+            match owner.and_then(|o| g.consumers.get(o)) {
+                Some((name, _)) => write_json_bytes(&mut self.buf, name),
+                None => self.buf.extend_from_slice(b"null"),
+            }
+            self.buf.push(b',');
+            self.uint(e.delivery_count);
+            self.buf.push(b']');
+        }
+        self.buf.extend_from_slice(b"]}");
+    }
+
+    fn key_end(&mut self) {
+        self.finish_group();
+        let Some(key) = self.key.take() else { return };
+        match key.kind {
+            Kind::List | Kind::Set | Kind::Zset => self.buf.push(b']'),
+            Kind::Hash => {
+                self.buf.push(b'}');
+                if !key.field_ttls.is_empty() {
+                    self.buf.extend_from_slice(b",\"field_expire_at_ms\":{");
+                    for (i, (f, ms)) in key.field_ttls.iter().enumerate() {
+                        if i > 0 {
+                            self.buf.push(b',');
+                        }
+                        self.elem(f);
+                        self.buf.push(b':');
+                        self.int(*ms);
+                    }
+                    self.buf.push(b'}');
+                }
+            }
+            Kind::Stream => {
+                if !key.stream.meta_written {
+                    // Only reachable on a stream cut short; keep the line valid JSON.
+                    self.buf.extend_from_slice(b"],\"groups\":[");
+                }
+                self.buf.extend_from_slice(b"]}");
+            }
+            Kind::String | Kind::Module => {
+                if !key.value_written {
+                    self.buf.extend_from_slice(b"null");
+                }
+            }
+        }
+        self.buf.extend_from_slice(b"}\n");
+    }
+}

@@ -1,0 +1,113 @@
+//! The `decode` command's output formats. Each turns the decoder's [`Record`] stream
+//! into bytes as it goes, holding no more than the current key's bookkeeping.
+//!
+//! - [`jsonl`]: one JSON object per key (and per aux field, function, ...).
+//! - [`commands`]: RESP commands that recreate the dataset, for `redis-cli --pipe`.
+//! - [`summary`]: counts per db and type, encodings, the biggest keys.
+//!
+//! [`Record`]: crate::rdb::Record
+
+pub mod commands;
+pub mod jsonl;
+pub mod summary;
+
+use base64::Engine;
+use bytes::Bytes;
+
+/// Appends a byte string in the logical-dump JSON form: the JSON string itself when the
+/// bytes are UTF-8 and do not start with `base64:`, otherwise `"base64:"` + standard
+/// padded base64.
+pub fn write_json_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    match std::str::from_utf8(b) {
+        Ok(s) if !s.starts_with("base64:") => write_json_str(out, s),
+        _ => write_json_base64(out, b),
+    }
+}
+
+/// Appends `"base64:<base64 of b>"`.
+pub fn write_json_base64(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(b"\"base64:");
+    let start = out.len();
+    let n = base64::encoded_len(b.len(), true).unwrap_or(0);
+    out.resize(start + n, 0);
+    let written = base64::engine::general_purpose::STANDARD.encode_slice(b, &mut out[start..]).unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+/// Appends a JSON string literal, escaping quotes, backslashes and control characters.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+/// A function library's name and engine, from the first line of its code
+/// (`#!lua name=mylib`). The engine is upper-cased, as `FUNCTION LIST` reports it.
+pub fn function_header(code: &[u8]) -> Option<(Bytes, Bytes)> {
+    let line = code.split(|&b| b == b'\n').next()?;
+    let rest = line.strip_prefix(b"#!")?;
+    let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let engine = parts.next()?.to_ascii_uppercase();
+    let name = parts.find_map(|p| p.strip_prefix(b"name="))?;
+    Some((Bytes::from(engine), Bytes::copy_from_slice(name)))
+}
+
+/// The code Redis 7.0 builds from a pre-release function record: a library header
+/// naming the engine and the function, then the body.
+pub fn pre_ga_library_code(name: &[u8], engine: &[u8], code: &[u8]) -> Vec<u8> {
+    let mut out = b"#!".to_vec();
+    out.extend_from_slice(&engine.to_ascii_lowercase());
+    out.extend_from_slice(b" name=");
+    out.extend_from_slice(name);
+    out.push(b'\n');
+    out.extend_from_slice(code);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(b: &[u8]) -> String {
+        let mut out = Vec::new();
+        write_json_bytes(&mut out, b);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn byte_strings() {
+        assert_eq!(json(b"plain"), r#""plain""#);
+        assert_eq!(json("h\u{e9}\"\\\n\x01".as_bytes()), "\"h\u{e9}\\\"\\\\\\n\\u0001\"");
+        assert_eq!(json(b"key:\xff\xfe"), r#""base64:a2V5Ov/+""#);
+        assert_eq!(json(b"base64:x"), r#""base64:YmFzZTY0Ong=""#);
+        assert_eq!(json(b""), r#""""#);
+    }
+
+    #[test]
+    fn function_headers() {
+        let (engine, name) = function_header(b"#!lua name=mylib\nredis.register_function(...)").unwrap();
+        assert_eq!((&engine[..], &name[..]), (&b"LUA"[..], &b"mylib"[..]));
+        assert!(function_header(b"return 1").is_none());
+    }
+}
