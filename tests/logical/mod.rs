@@ -1,0 +1,200 @@
+//! The logical content of a dataset, from `decode --format jsonl` output or from an
+//! `expected.json` (testdata/tools/dump_expected.py), normalized so that the two can be
+//! compared: sets sorted by raw bytes, zsets by score then member, stream groups and
+//! consumers by name, pending entries by id, scores as exact doubles.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+/// Keys per db, each `{"type", "value", "expire_at_ms", ["field_expire_at_ms"]}`; and the
+/// function libraries as (name, engine, code), `None` when the source has no functions.
+#[derive(Debug, Default, PartialEq)]
+pub struct Logical {
+    pub dbs: BTreeMap<u64, BTreeMap<String, Value>>,
+    pub functions: Option<Vec<(String, String, String)>>,
+    pub expire_precision_ms: i64,
+}
+
+/// The raw bytes behind a logical-dump string.
+pub fn raw(s: &str) -> Vec<u8> {
+    match s.strip_prefix("base64:") {
+        Some(b) => base64::engine::general_purpose::STANDARD.decode(b).expect("valid base64"),
+        None => s.as_bytes().to_vec(),
+    }
+}
+
+fn score(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) if s == "inf" => f64::INFINITY,
+        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        Value::String(s) if s == "nan" => f64::NAN,
+        other => panic!("bad score {other}"),
+    }
+}
+
+fn id_key(v: &Value) -> (u64, u64) {
+    let s = v.as_str().unwrap();
+    let (a, b) = s.split_once('-').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+fn str_key(v: &Value) -> Vec<u8> {
+    raw(v.as_str().unwrap())
+}
+
+/// Normalizes one key's value so that equal datasets give equal JSON.
+fn normalize(kind: &str, value: &Value) -> Value {
+    match kind {
+        "set" => {
+            let mut v = value.as_array().unwrap().clone();
+            v.sort_by_key(str_key);
+            Value::Array(v)
+        }
+        "zset" => {
+            let mut v: Vec<(f64, Vec<u8>, Value)> = value
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (score(&p[1]), str_key(&p[0]), p[0].clone()))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            // Scores as the exact double's debug text: 1 and 1.0 are the same score.
+            Value::Array(v.into_iter().map(|(s, _, m)| json!([m, format!("{s:?}")])).collect())
+        }
+        "stream" => {
+            let mut s = value.clone();
+            let groups = s["groups"].as_array_mut().unwrap();
+            for g in groups.iter_mut() {
+                g["consumers"].as_array_mut().unwrap().sort_by_key(|c| str_key(&c["name"]));
+                g["pending"].as_array_mut().unwrap().sort_by_key(|p| id_key(&p[0]));
+            }
+            groups.sort_by_key(|g| str_key(&g["name"]));
+            s
+        }
+        _ => value.clone(),
+    }
+}
+
+fn entry(kind: &str, value: &Value, expire: &Value, field_expire: Option<&Value>) -> Value {
+    let mut e = json!({"type": kind, "value": normalize(kind, value), "expire_at_ms": expire});
+    if let Some(f) = field_expire {
+        e["field_expire_at_ms"] = f.clone();
+    }
+    e
+}
+
+impl Logical {
+    /// From `decode --format jsonl` output.
+    pub fn from_jsonl(text: &str) -> Logical {
+        let mut out = Logical::default();
+        let mut functions = Vec::new();
+        for line in text.lines() {
+            let r: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
+            if let Some(key) = r.get("key") {
+                let db = r["db"].as_u64().unwrap();
+                let kind = r["type"].as_str().unwrap();
+                let e = entry(kind, &r["value"], &r["expire_at_ms"], r.get("field_expire_at_ms"));
+                let prev = out.dbs.entry(db).or_default().insert(key.as_str().unwrap().to_string(), e);
+                assert!(prev.is_none(), "key {key} twice in db {db}");
+            } else if let Some(name) = r.get("function") {
+                functions.push((
+                    name.as_str().unwrap().to_string(),
+                    r["engine"].as_str().unwrap().to_string(),
+                    r["code"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        functions.sort();
+        out.functions = (!functions.is_empty()).then_some(functions);
+        out
+    }
+
+    /// From an `expected.json` logical dump.
+    pub fn from_expected(text: &str) -> Logical {
+        let v: Value = serde_json::from_str(text).unwrap();
+        let mut out = Logical { expire_precision_ms: v["expire_precision_ms"].as_i64().unwrap_or(0), ..Default::default() };
+        for (db, keys) in v["dbs"].as_object().unwrap() {
+            let db: u64 = db.parse().unwrap();
+            for (key, k) in keys.as_object().unwrap() {
+                let kind = k["type"].as_str().unwrap();
+                assert!(k.get("unsupported").is_none(), "expected.json has an unsupported key {key}");
+                let e = entry(kind, &k["value"], &k["expire_at_ms"], k.get("field_expire_at_ms"));
+                out.dbs.entry(db).or_default().insert(key.clone(), e);
+            }
+        }
+        if let Some(libs) = v["functions"].as_array() {
+            let mut f: Vec<(String, String, String)> = libs
+                .iter()
+                .map(|l| {
+                    (
+                        l["library_name"].as_str().unwrap().to_string(),
+                        l["engine"].as_str().unwrap().to_string(),
+                        l["code"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            f.sort();
+            out.functions = (!f.is_empty()).then_some(f);
+        }
+        out
+    }
+
+    /// Differences between `self` (expected) and `got`, as readable lines; expiries
+    /// may differ by `tolerance_ms`.
+    pub fn diff(&self, got: &Logical, tolerance_ms: i64) -> Vec<String> {
+        let mut d = Vec::new();
+        let dbs: std::collections::BTreeSet<u64> = self.dbs.keys().chain(got.dbs.keys()).copied().collect();
+        let empty = BTreeMap::new();
+        for db in dbs {
+            let (a, b) = (self.dbs.get(&db).unwrap_or(&empty), got.dbs.get(&db).unwrap_or(&empty));
+            for k in a.keys().filter(|k| !b.contains_key(*k)) {
+                d.push(format!("db {db}: key {k:?} missing"));
+            }
+            for k in b.keys().filter(|k| !a.contains_key(*k)) {
+                d.push(format!("db {db}: unexpected key {k:?}"));
+            }
+            for (k, x) in a {
+                let Some(y) = b.get(k) else { continue };
+                let (ex, ey) = (x["expire_at_ms"].as_i64(), y["expire_at_ms"].as_i64());
+                let expire_ok = match (ex, ey) {
+                    (None, None) => true,
+                    (Some(p), Some(q)) => (p - q).abs() <= tolerance_ms,
+                    _ => false,
+                };
+                if !expire_ok {
+                    d.push(format!("db {db} key {k:?}: expire_at_ms {ex:?} != {ey:?}"));
+                }
+                for field in ["type", "value", "field_expire_at_ms"] {
+                    if x.get(field) != y.get(field) {
+                        d.push(format!(
+                            "db {db} key {k:?}: {field} differs:\n  expected {}\n  got      {}",
+                            short(x.get(field)),
+                            short(y.get(field))
+                        ));
+                    }
+                }
+            }
+        }
+        if self.functions != got.functions {
+            d.push(format!("functions differ: expected {:?}, got {:?}", self.functions, got.functions));
+        }
+        d
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.dbs.values().map(|k| k.len()).sum()
+    }
+}
+
+fn short(v: Option<&Value>) -> String {
+    let s = v.map_or("(absent)".to_string(), |v| v.to_string());
+    if s.len() > 400 {
+        format!("{}... ({} chars)", &s[..400], s.len())
+    } else {
+        s
+    }
+}
