@@ -7,6 +7,8 @@
 //! out as zero-copy slices of the input buffer.
 
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use bytes::{Bytes, BytesMut};
 
@@ -53,6 +55,8 @@ pub struct Decoder {
     /// What the last incomplete item was, for the truncation error.
     need: &'static str,
     db: u64,
+    /// Whether a SELECTDB was seen (errors name the db only then, or inside a key).
+    db_selected: bool,
     prefix: KeyPrefix,
     /// The key being decoded, for error messages.
     key: Option<Bytes>,
@@ -284,6 +288,7 @@ impl Decoder {
             state: State::Header,
             need: "RDB header",
             db: 0,
+            db_selected: false,
             prefix: KeyPrefix::default(),
             key: None,
         }
@@ -348,7 +353,7 @@ impl Decoder {
 
     fn fail(&mut self, e: Error) -> Error {
         self.state = State::Failed;
-        let in_db = self.version.is_some() && !matches!(self.state, State::Header);
+        let in_db = self.db_selected || self.key.is_some();
         e.with_key(in_db.then_some(self.db), self.key.clone())
     }
 
@@ -587,6 +592,7 @@ impl Decoder {
             }
             Op::SelectDb(db) => {
                 self.db = db;
+                self.db_selected = true;
                 Record::SelectDb { db }
             }
             Op::Expire(ms) => {
