@@ -7,8 +7,11 @@
 //!
 //! Streams: `XADD` per entry with its id, `XSETID` with the last id (and, when the RDB
 //! has them, `ENTRIESADDED`/`MAXDELETEDID`), `XGROUP CREATE` per group (with
-//! `ENTRIESREAD`), `XCLAIM ... FORCE JUSTID` per pending entry with its owner, delivery
-//! time and count, and `XGROUP CREATECONSUMER` for consumers with nothing pending.
+//! `ENTRIESREAD`), per consumer an `XREADGROUP ... STREAMS key 0` that creates it (it
+//! owns nothing yet, so this reads nothing; unlike `XGROUP CREATECONSUMER` it works on
+//! 5.0 too), then `XCLAIM ... FORCE JUSTID` per pending entry with its delivery time and
+//! count. A pending entry whose message was deleted cannot be re-created: every server
+//! version skips `XCLAIM` of an id that is not in the stream.
 //! Hash field TTLs: `HPEXPIREAT ... FIELDS 1 f`. Module values: `RESTORE` with the raw
 //! payload (the module must be loaded on the target). Functions: `FUNCTION LOAD
 //! REPLACE`; scripts from `lua` aux fields: `SCRIPT LOAD`.
@@ -62,8 +65,8 @@ struct KeyState {
     group: Option<Bytes>,
     /// The current group's pending entries, by id, until their owners are known.
     pel: HashMap<StreamId, PendingEntry>,
-    /// The current consumer, and whether it claimed anything.
-    consumer: Option<(Bytes, bool)>,
+    /// The current consumer.
+    consumer: Option<Bytes>,
 }
 
 impl<W: Write> CommandWriter<W> {
@@ -158,7 +161,6 @@ impl<W: Write> CommandWriter<W> {
             }
             Record::Value(chunk) => self.chunk(chunk),
             Record::KeyEnd => {
-                self.finish_consumer();
                 if let Some(ms) = self.key.as_ref().and_then(|k| k.expire_at_ms) {
                     let mut c = self.on_key("PEXPIREAT");
                     c.arg_int(ms);
@@ -261,7 +263,6 @@ impl<W: Write> CommandWriter<W> {
                 self.emit(&c);
             }
             Chunk::StreamGroup(g) => {
-                self.finish_consumer();
                 let mut c = self.sub_on_key("XGROUP", "CREATE");
                 c.arg(&g.name).arg(g.last_delivered_id.to_string().as_bytes());
                 if let Some(n) = g.entries_read {
@@ -279,24 +280,27 @@ impl<W: Write> CommandWriter<W> {
                 }
             }
             Chunk::StreamConsumer(consumer) => {
-                self.finish_consumer();
-                if let Some(k) = &mut self.key {
-                    k.consumer = Some((consumer.name.clone(), false));
-                }
+                let Some(k) = &mut self.key else { return };
+                k.consumer = Some(consumer.name.clone());
+                let (key, group) = (k.key.clone(), k.group.clone().unwrap_or_default());
+                let mut c = Command::new("XREADGROUP");
+                c.arg(b"GROUP").arg(&group).arg(&consumer.name).arg(b"COUNT").arg(b"1");
+                c.arg(b"STREAMS").arg(&key).arg(b"0");
+                self.emit(&c);
             }
             Chunk::StreamConsumerPending(ids) => {
-                let Some(k) = &mut self.key else { return };
-                let (Some(group), Some((consumer, claimed))) = (k.group.clone(), k.consumer.as_mut()) else { return };
-                *claimed = true;
-                let consumer = consumer.clone();
-                let key = k.key.clone();
-                let entries: Vec<PendingEntry> = ids.iter().filter_map(|id| k.pel.get(id).copied()).collect();
-                for e in entries {
+                let Some(k) = &self.key else { return };
+                let (Some(group), Some(consumer)) = (&k.group, &k.consumer) else { return };
+                let mut cmds = Vec::with_capacity(ids.len());
+                for e in ids.iter().filter_map(|id| k.pel.get(id)) {
                     let mut c = Command::new("XCLAIM");
-                    c.arg(&key).arg(&group).arg(&consumer).arg(b"0").arg(e.id.to_string().as_bytes());
+                    c.arg(&k.key).arg(group).arg(consumer).arg(b"0").arg(e.id.to_string().as_bytes());
                     c.arg(b"TIME").arg_int(e.delivery_time_ms).arg(b"RETRYCOUNT").arg_uint(e.delivery_count);
                     c.arg(b"FORCE").arg(b"JUSTID");
-                    self.emit(&c);
+                    cmds.push(c);
+                }
+                for c in &cmds {
+                    self.emit(c);
                 }
             }
             Chunk::Module { payload, .. } => {
@@ -312,18 +316,5 @@ impl<W: Write> CommandWriter<W> {
                 self.emit(&c);
             }
         }
-    }
-
-    /// A consumer that owned no pending entries still has to exist.
-    fn finish_consumer(&mut self) {
-        let Some(k) = &mut self.key else { return };
-        let Some((name, claimed)) = k.consumer.take() else { return };
-        if claimed {
-            return;
-        }
-        let group = k.group.clone().unwrap_or_default();
-        let mut c = self.sub_on_key("XGROUP", "CREATECONSUMER");
-        c.arg(&group).arg(&name);
-        self.emit(&c);
     }
 }
