@@ -48,7 +48,8 @@ pub struct Decoder {
     offset: u64,
     /// No more input will come.
     eof: bool,
-    /// CRC of every consumed byte up to and including the EOF opcode.
+    /// CRC of every consumed byte; at the trailer, that is everything up to and
+    /// including the EOF opcode.
     crc: Crc64,
     version: Option<RdbVersion>,
     state: State,
@@ -409,11 +410,11 @@ impl Decoder {
         Ok(done.map(|((), consumed)| (out, consumed)))
     }
 
+    /// Takes `n` bytes off the front of the buffer. Every consumed byte goes into the
+    /// CRC (the trailer reads the CRC before consuming itself).
     fn consume(&mut self, n: usize) -> Bytes {
         let chunk = self.buf.split_to(n).freeze();
-        if !matches!(self.state, State::Trailer | State::Done) {
-            self.crc.update(&chunk);
-        }
+        self.crc.update(&chunk);
         self.offset += n as u64;
         chunk
     }
