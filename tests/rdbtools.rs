@@ -180,6 +180,7 @@ fn rdb_version_5_with_checksum() {
 }
 
 #[test]
+#[allow(clippy::approx_constant)] // 2.718 is the score stored in the file, not e
 fn rdb_version_8_with_64b_length_and_scores() {
     let d = load("rdb_version_8_with_64b_length_and_scores.rdb");
     assert_eq!(d.value("foo"), "bar");
