@@ -10,22 +10,36 @@ const MAX_SHOWN: usize = 80;
 /// `\r`, `\n`, `\"`), like `redis-cli` does, cut after [`MAX_SHOWN`] bytes.
 pub struct Printable<'a>(pub &'a [u8]);
 
+/// Debug-formats bytes in full as a byte-string literal, `b"..."` (for test output and
+/// `Debug` of records, where nothing may be cut).
+pub struct Full<'a>(pub &'a [u8]);
+
+impl fmt::Debug for Full<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("b")?;
+        escaped(f, self.0)
+    }
+}
+
+fn escaped(f: &mut fmt::Formatter<'_>, shown: &[u8]) -> fmt::Result {
+    f.write_str("\"")?;
+    for &b in shown {
+        match b {
+            b'"' => f.write_str("\\\"")?,
+            b'\\' => f.write_str("\\\\")?,
+            b'\n' => f.write_str("\\n")?,
+            b'\r' => f.write_str("\\r")?,
+            b'\t' => f.write_str("\\t")?,
+            0x20..=0x7e => write!(f, "{}", b as char)?,
+            _ => write!(f, "\\x{b:02x}")?,
+        }
+    }
+    f.write_str("\"")
+}
+
 impl fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = &self.0[..self.0.len().min(MAX_SHOWN)];
-        f.write_str("\"")?;
-        for &b in shown {
-            match b {
-                b'"' => f.write_str("\\\"")?,
-                b'\\' => f.write_str("\\\\")?,
-                b'\n' => f.write_str("\\n")?,
-                b'\r' => f.write_str("\\r")?,
-                b'\t' => f.write_str("\\t")?,
-                0x20..=0x7e => write!(f, "{}", b as char)?,
-                _ => write!(f, "\\x{b:02x}")?,
-            }
-        }
-        f.write_str("\"")?;
+        escaped(f, &self.0[..self.0.len().min(MAX_SHOWN)])?;
         if self.0.len() > MAX_SHOWN {
             write!(f, "... ({} bytes)", self.0.len())?;
         }

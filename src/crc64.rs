@@ -1,23 +1,28 @@
 //! CRC-64 as Redis computes it for RDB trailers and DUMP payloads ("crc-64-jones":
 //! reflected polynomial 0xad93d23594c935a9, init 0, no final xor).
 //!
-//! The `crc` crate's slice-by-16 tables process ~16 bytes per step instead of one,
-//! which matters because every byte of a multi-GB snapshot goes through here.
+//! The `crc-fast` crate computes it with carry-less multiplication (PCLMULQDQ/PMULL)
+//! where the CPU has it, ~10x faster than a slice-by-16 table: every byte of a
+//! multi-GB snapshot goes through here.
 
-use crc::{Crc, Digest, Table, CRC_64_REDIS};
+use std::sync::LazyLock;
 
-static REDIS: Crc<u64, Table<16>> = Crc::<u64, Table<16>>::new(&CRC_64_REDIS);
+use crc_fast::{CrcParams, Digest};
 
-/// Incremental CRC-64 over bytes fed in any number of pieces.
+/// The Rocksoft parameters of Redis' CRC-64, with its check value.
+static REDIS: LazyLock<CrcParams> =
+    LazyLock::new(|| CrcParams::new("CRC-64/REDIS", 64, 0xad93d23594c935a9, 0, true, 0, 0xe9c6d914c4b8d9ca));
+
+/// Incremental CRC-64 over bytes fed in any number of pieces (fastest in big pieces).
 #[derive(Clone)]
 pub struct Crc64 {
-    digest: Digest<'static, u64, Table<16>>,
+    digest: Digest,
 }
 
 impl Crc64 {
     /// A fresh checksum (of zero bytes).
     pub fn new() -> Crc64 {
-        Crc64 { digest: REDIS.digest() }
+        Crc64 { digest: Digest::new_with_params(*REDIS) }
     }
 
     /// Adds bytes.
@@ -27,7 +32,7 @@ impl Crc64 {
 
     /// The checksum of everything added so far.
     pub fn value(&self) -> u64 {
-        self.digest.clone().finalize()
+        self.digest.finalize()
     }
 }
 
@@ -45,7 +50,7 @@ impl std::fmt::Debug for Crc64 {
 
 /// CRC-64 of one byte string.
 pub fn checksum(bytes: &[u8]) -> u64 {
-    REDIS.checksum(bytes)
+    crc_fast::checksum_with_params(*REDIS, bytes)
 }
 
 #[cfg(test)]
@@ -60,11 +65,33 @@ mod tests {
 
     #[test]
     fn incremental_equals_whole() {
-        let data: Vec<u8> = (0..1000u32).map(|i| (i * 31 % 251) as u8).collect();
-        let mut c = Crc64::new();
-        for piece in data.chunks(7) {
-            c.update(piece);
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        for piece in [1, 7, 100, 4096] {
+            let mut c = Crc64::new();
+            for p in data.chunks(piece) {
+                c.update(p);
+            }
+            assert_eq!(c.value(), checksum(&data), "pieces of {piece}");
         }
-        assert_eq!(c.value(), checksum(&data));
+    }
+
+    /// A table-driven reference, bit by bit from the polynomial, so the fast path is
+    /// checked against something independent.
+    #[test]
+    fn matches_a_bitwise_reference() {
+        let reference = |data: &[u8]| {
+            let mut crc: u64 = 0;
+            for &b in data {
+                crc ^= b as u64;
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 { (crc >> 1) ^ 0x95ac9329ac4bc9b5 } else { crc >> 1 };
+                }
+            }
+            crc
+        };
+        let data: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 7) as u8).collect();
+        for len in [0, 1, 15, 16, 17, 255, 256, 257, 4999] {
+            assert_eq!(checksum(&data[..len]), reference(&data[..len]), "length {len}");
+        }
     }
 }

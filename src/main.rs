@@ -117,21 +117,16 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     };
     let mut reader = RdbReader::with_options(input, opts);
     let what = if args.input == "-" { "standard input".to_string() } else { args.input.clone() };
-    let mut next = || reader_next(&mut reader, &what);
 
     match args.format {
         Format::Jsonl => {
             let mut w = JsonlWriter::new(output);
-            while let Some(r) = next()? {
-                w.record(&r).context("writing output")?;
-            }
+            for_each_record(&mut reader, &what, |r| w.record(r))?;
             w.flush().context("writing output")?;
         }
         Format::Resp => {
             let mut w = CommandWriter::new(output);
-            while let Some(r) = next()? {
-                w.record(&r).context("writing output")?;
-            }
+            for_each_record(&mut reader, &what, |r| w.record(r))?;
             w.flush().context("writing output")?;
             let notes = w.notes();
             if notes.module_aux_skipped > 0 {
@@ -146,9 +141,10 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
         }
         Format::Summary | Format::SummaryJson => {
             let mut s = Summary::new();
-            while let Some(r) = next()? {
-                s.record(&r);
-            }
+            for_each_record(&mut reader, &what, |r| {
+                s.record(r);
+                Ok(())
+            })?;
             s.set_input_bytes(reader.decoder().offset());
             let mut output = output;
             let text = if args.format == Format::Summary { s.to_text() } else { s.to_json() + "\n" };
@@ -166,6 +162,15 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn reader_next<R: Read>(reader: &mut RdbReader<R>, what: &str) -> anyhow::Result<Option<Record>> {
-    reader.next_record().with_context(|| format!("decoding {what}"))
+/// Hands every record to `f`, naming the input in decoding errors and the output in
+/// writing errors.
+fn for_each_record<R: Read>(
+    reader: &mut RdbReader<R>,
+    what: &str,
+    mut f: impl FnMut(&Record) -> io::Result<()>,
+) -> anyhow::Result<()> {
+    while let Some(r) = reader.next_record().with_context(|| format!("decoding {what}"))? {
+        f(&r).context("writing output")?;
+    }
+    Ok(())
 }

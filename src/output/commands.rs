@@ -22,8 +22,6 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use bytes::Bytes;
-
 use super::pre_ga_library_code;
 use crate::crc64;
 use crate::rdb::{Chunk, Elem, Kind, PendingEntry, RdbVersion, Record, StreamId};
@@ -59,14 +57,14 @@ pub struct CommandWriter<W: Write> {
 
 #[derive(Debug)]
 struct KeyState {
-    key: Bytes,
+    key: Vec<u8>,
     expire_at_ms: Option<i64>,
     wrote_entries: bool,
-    group: Option<Bytes>,
+    group: Option<Vec<u8>>,
     /// The current group's pending entries, by id, until their owners are known.
     pel: HashMap<StreamId, PendingEntry>,
     /// The current consumer.
-    consumer: Option<Bytes>,
+    consumer: Option<Vec<u8>>,
 }
 
 impl<W: Write> CommandWriter<W> {
@@ -139,15 +137,15 @@ impl<W: Write> CommandWriter<W> {
             Record::Command { args } => {
                 self.select(self.rdb_db);
                 let mut c = Command::default();
-                for a in args {
-                    c.arg(a);
+                for a in args.iter() {
+                    a.with_bytes(|b| c.arg(b));
                 }
                 self.emit(&c);
             }
             Record::Key(k) => {
                 self.select(k.db);
                 self.key = Some(KeyState {
-                    key: k.key.clone(),
+                    key: k.key.to_vec(),
                     expire_at_ms: k.expire_at_ms,
                     wrote_entries: false,
                     group: None,
@@ -190,7 +188,7 @@ impl<W: Write> CommandWriter<W> {
         self.emit(&c);
     }
 
-    fn elems(&mut self, name: &str, elems: &[Elem]) {
+    fn elems<'e>(&mut self, name: &str, elems: impl Iterator<Item = Elem<'e>>) {
         let mut c = self.on_key(name);
         for e in elems {
             e.with_bytes(|b| c.arg(b));
@@ -205,24 +203,24 @@ impl<W: Write> CommandWriter<W> {
                 v.with_bytes(|b| c.arg(b));
                 self.emit(&c);
             }
-            Chunk::List(v) => self.elems("RPUSH", v),
-            Chunk::Set(v) => self.elems("SADD", v),
+            Chunk::List(v) => self.elems("RPUSH", v.iter()),
+            Chunk::Set(v) => self.elems("SADD", v.iter()),
             Chunk::Zset(v) => {
                 let mut c = self.on_key("ZADD");
-                for (m, s) in v {
-                    c.arg_f64(*s);
+                for (m, s) in v.iter() {
+                    c.arg_f64(s);
                     m.with_bytes(|b| c.arg(b));
                 }
                 self.emit(&c);
             }
             Chunk::Hash(v) => {
                 let mut c = self.on_key("HMSET");
-                for f in v {
+                for f in v.iter() {
                     f.field.with_bytes(|b| c.arg(b));
                     f.value.with_bytes(|b| c.arg(b));
                 }
                 self.emit(&c);
-                for f in v {
+                for f in v.iter() {
                     if let Some(ms) = f.expire_at_ms {
                         let mut c = self.on_key("HPEXPIREAT");
                         c.arg_int(ms).arg(b"FIELDS").arg(b"1");
@@ -232,12 +230,11 @@ impl<W: Write> CommandWriter<W> {
                 }
             }
             Chunk::StreamEntries(entries) => {
-                for e in entries {
+                for e in entries.iter() {
                     let mut c = self.on_key("XADD");
                     c.arg(e.id.to_string().as_bytes());
-                    for (f, v) in &e.fields {
-                        f.with_bytes(|b| c.arg(b));
-                        v.with_bytes(|b| c.arg(b));
+                    for x in e.fields.iter() {
+                        x.with_bytes(|b| c.arg(b));
                     }
                     self.emit(&c);
                 }
@@ -264,13 +261,13 @@ impl<W: Write> CommandWriter<W> {
             }
             Chunk::StreamGroup(g) => {
                 let mut c = self.sub_on_key("XGROUP", "CREATE");
-                c.arg(&g.name).arg(g.last_delivered_id.to_string().as_bytes());
+                c.arg(g.name).arg(g.last_delivered_id.to_string().as_bytes());
                 if let Some(n) = g.entries_read {
                     c.arg(b"ENTRIESREAD").arg_uint(n);
                 }
                 self.emit(&c);
                 if let Some(k) = &mut self.key {
-                    k.group = Some(g.name.clone());
+                    k.group = Some(g.name.to_vec());
                     k.pel.clear();
                 }
             }
@@ -281,10 +278,10 @@ impl<W: Write> CommandWriter<W> {
             }
             Chunk::StreamConsumer(consumer) => {
                 let Some(k) = &mut self.key else { return };
-                k.consumer = Some(consumer.name.clone());
+                k.consumer = Some(consumer.name.to_vec());
                 let (key, group) = (k.key.clone(), k.group.clone().unwrap_or_default());
                 let mut c = Command::new("XREADGROUP");
-                c.arg(b"GROUP").arg(&group).arg(&consumer.name).arg(b"COUNT").arg(b"1");
+                c.arg(b"GROUP").arg(&group).arg(consumer.name).arg(b"COUNT").arg(b"1");
                 c.arg(b"STREAMS").arg(&key).arg(b"0");
                 self.emit(&c);
             }

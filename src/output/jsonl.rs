@@ -31,10 +31,8 @@
 
 use std::io::{self, Write};
 
-use bytes::Bytes;
-
 use super::{function_header, pre_ga_library_code, write_json_base64, write_json_bytes, write_json_str};
-use crate::rdb::{Checksum, Chunk, Elem, Kind, PendingEntry, Record, StreamGroup, StreamId};
+use crate::rdb::{Checksum, Chunk, Elem, Kind, PendingEntry, Record, StreamId};
 use crate::resp::format_double;
 
 /// Bytes collected before a write to the underlying writer.
@@ -55,7 +53,8 @@ struct KeyState {
     empty: bool,
     /// Whether the value itself was written (strings and modules come in one piece).
     value_written: bool,
-    field_ttls: Vec<(Elem, i64)>,
+    /// Field expiries, written after the value: (field, ms).
+    field_ttls: Vec<(Vec<u8>, i64)>,
     stream: StreamState,
 }
 
@@ -68,9 +67,13 @@ struct StreamState {
 
 #[derive(Debug)]
 struct GroupState {
-    header: StreamGroup,
+    name: Vec<u8>,
+    last_delivered_id: StreamId,
+    entries_read: Option<u64>,
+    /// Pending entries and the index of their owner in `consumers`.
     pending: Vec<(PendingEntry, Option<usize>)>,
-    consumers: Vec<(Bytes, u64)>,
+    /// Consumers and how many entries each owns.
+    consumers: Vec<(Vec<u8>, u64)>,
     sorted: bool,
 }
 
@@ -99,12 +102,12 @@ impl<W: Write> JsonlWriter<W> {
             }
             Record::Function { code } => {
                 let (engine, name) = function_header(code).unwrap_or_default();
-                self.function(&name, &engine, code, None);
+                self.function(name, &engine, code, None);
             }
             Record::FunctionPreGa { name, engine, description, code } => {
                 let code = pre_ga_library_code(name, engine, code);
                 let engine = engine.to_ascii_uppercase();
-                self.function(name, &engine, &code, description.as_deref());
+                self.function(name, &engine, &code, *description);
             }
             Record::ModuleAux { module, when, payload } => {
                 self.buf.extend_from_slice(b"{\"module_aux\":");
@@ -137,7 +140,7 @@ impl<W: Write> JsonlWriter<W> {
                     if i > 0 {
                         self.buf.push(b',');
                     }
-                    write_json_bytes(&mut self.buf, a);
+                    self.elem(&a);
                 }
                 self.buf.extend_from_slice(b"]}\n");
             }
@@ -146,7 +149,7 @@ impl<W: Write> JsonlWriter<W> {
                 self.buf.extend_from_slice(b"{\"db\":");
                 self.uint(k.db);
                 self.buf.extend_from_slice(b",\"key\":");
-                write_json_bytes(&mut self.buf, &k.key);
+                write_json_bytes(&mut self.buf, k.key);
                 let kind = k.encoding.kind();
                 self.buf.extend_from_slice(b",\"type\":\"");
                 self.buf.extend_from_slice(kind.name().as_bytes());
@@ -264,25 +267,25 @@ impl<W: Write> JsonlWriter<W> {
                 self.elem(e);
             }
             Chunk::List(v) | Chunk::Set(v) => {
-                for e in v {
+                for e in v.iter() {
                     self.sep();
-                    self.elem(e);
+                    self.elem(&e);
                 }
             }
             Chunk::Zset(v) => {
-                for (m, s) in v {
+                for (m, s) in v.iter() {
                     self.sep();
                     self.buf.push(b'[');
-                    self.elem(m);
+                    self.elem(&m);
                     self.buf.push(b',');
-                    self.score(*s);
+                    self.score(s);
                     self.buf.push(b']');
                 }
             }
             Chunk::Hash(v) => {
-                for f in v {
+                for f in v.iter() {
                     if let (Some(ms), Some(k)) = (f.expire_at_ms, &mut self.key) {
-                        k.field_ttls.push((f.field.clone(), ms));
+                        k.field_ttls.push((f.field.to_vec(), ms));
                     }
                     self.sep();
                     self.elem(&f.field);
@@ -291,18 +294,16 @@ impl<W: Write> JsonlWriter<W> {
                 }
             }
             Chunk::StreamEntries(entries) => {
-                for e in entries {
+                for e in entries.iter() {
                     self.sep();
                     self.buf.push(b'[');
                     self.id(e.id);
                     self.buf.extend_from_slice(b",[");
-                    for (i, (f, v)) in e.fields.iter().enumerate() {
+                    for (i, x) in e.fields.iter().enumerate() {
                         if i > 0 {
                             self.buf.push(b',');
                         }
-                        self.elem(f);
-                        self.buf.push(b',');
-                        self.elem(v);
+                        self.elem(&x);
                     }
                     self.buf.extend_from_slice(b"]]");
                 }
@@ -328,13 +329,19 @@ impl<W: Write> JsonlWriter<W> {
             Chunk::StreamGroup(g) => {
                 self.finish_group();
                 if let Some(k) = &mut self.key {
-                    k.stream.group =
-                        Some(GroupState { header: g.clone(), pending: Vec::new(), consumers: Vec::new(), sorted: true });
+                    k.stream.group = Some(GroupState {
+                        name: g.name.to_vec(),
+                        last_delivered_id: g.last_delivered_id,
+                        entries_read: g.entries_read,
+                        pending: Vec::new(),
+                        consumers: Vec::new(),
+                        sorted: true,
+                    });
                 }
             }
             Chunk::StreamPending(entries) => {
                 if let Some(g) = &mut key.stream.group {
-                    for e in entries {
+                    for e in entries.iter() {
                         if g.pending.last().is_some_and(|(last, _)| last.id >= e.id) {
                             g.sorted = false;
                         }
@@ -348,7 +355,7 @@ impl<W: Write> JsonlWriter<W> {
                         g.pending.sort_by_key(|(e, _)| e.id);
                         g.sorted = true;
                     }
-                    g.consumers.push((c.name.clone(), 0));
+                    g.consumers.push((c.name.to_vec(), 0));
                 }
             }
             Chunk::StreamConsumerPending(ids) => {
@@ -357,7 +364,7 @@ impl<W: Write> JsonlWriter<W> {
                     if let Some((_, count)) = g.consumers.last_mut() {
                         *count += ids.len() as u64;
                     }
-                    for id in ids {
+                    for id in ids.iter() {
                         if let Ok(i) = g.pending.binary_search_by_key(id, |(e, _)| e.id) {
                             g.pending[i].1 = owner;
                         }
@@ -385,11 +392,11 @@ impl<W: Write> JsonlWriter<W> {
             self.buf.push(b',');
         }
         self.buf.extend_from_slice(b"{\"name\":");
-        write_json_bytes(&mut self.buf, &g.header.name);
+        write_json_bytes(&mut self.buf, &g.name);
         self.buf.extend_from_slice(b",\"last_delivered_id\":");
-        self.id(g.header.last_delivered_id);
+        self.id(g.last_delivered_id);
         self.buf.extend_from_slice(b",\"entries_read\":");
-        match g.header.entries_read {
+        match g.entries_read {
             Some(n) => self.uint(n),
             None => self.buf.extend_from_slice(b"null"),
         }
@@ -436,7 +443,7 @@ impl<W: Write> JsonlWriter<W> {
                         if i > 0 {
                             self.buf.push(b',');
                         }
-                        self.elem(f);
+                        write_json_bytes(&mut self.buf, f);
                         self.buf.push(b':');
                         self.int(*ms);
                     }

@@ -12,7 +12,6 @@ pub mod jsonl;
 pub mod summary;
 
 use base64::Engine;
-use bytes::Bytes;
 
 /// Appends a byte string in the logical-dump JSON form: the JSON string itself when the
 /// bytes are UTF-8 and do not start with `base64:`, otherwise `"base64:"` + standard
@@ -35,26 +34,42 @@ pub fn write_json_base64(out: &mut Vec<u8>, b: &[u8]) {
     out.push(b'"');
 }
 
+/// For each byte: 0 if it goes into a JSON string as is, `u` for a `\u00XX` escape,
+/// otherwise the character that follows the backslash.
+static ESCAPES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[b'\n' as usize] = b'n';
+    t[b'\r' as usize] = b'r';
+    t[b'\t' as usize] = b't';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Appends a JSON string literal, escaping quotes, backslashes and control characters.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[run..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+        let e = ESCAPES[b as usize];
+        if e == 0 {
+            continue;
+        }
+        if run < i {
+            out.extend_from_slice(&bytes[run..i]);
+        }
+        if e == b'u' {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
         } else {
-            out.extend_from_slice(esc);
+            out.extend_from_slice(&[b'\\', e]);
         }
         run = i + 1;
     }
@@ -62,15 +77,15 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-/// A function library's name and engine, from the first line of its code
+/// A function library's engine and name, from the first line of its code
 /// (`#!lua name=mylib`). The engine is upper-cased, as `FUNCTION LIST` reports it.
-pub fn function_header(code: &[u8]) -> Option<(Bytes, Bytes)> {
+pub fn function_header(code: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     let line = code.split(|&b| b == b'\n').next()?;
     let rest = line.strip_prefix(b"#!")?;
     let mut parts = rest.split(|&b| b == b' ').filter(|p| !p.is_empty());
     let engine = parts.next()?.to_ascii_uppercase();
     let name = parts.find_map(|p| p.strip_prefix(b"name="))?;
-    Some((Bytes::from(engine), Bytes::copy_from_slice(name)))
+    Some((engine, name))
 }
 
 /// The code Redis 7.0 builds from a pre-release function record: a library header
@@ -107,7 +122,7 @@ mod tests {
     #[test]
     fn function_headers() {
         let (engine, name) = function_header(b"#!lua name=mylib\nredis.register_function(...)").unwrap();
-        assert_eq!((&engine[..], &name[..]), (&b"LUA"[..], &b"mylib"[..]));
+        assert_eq!((&engine[..], name), (&b"LUA"[..], &b"mylib"[..]));
         assert!(function_header(b"return 1").is_none());
     }
 }

@@ -5,8 +5,6 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::fmt::Write as _;
 
-use bytes::Bytes;
-
 use super::{function_header, write_json_bytes, write_json_str};
 use crate::bytesfmt::Printable;
 use crate::rdb::{Checksum, Chunk, Elem, Encoding, Kind, RdbVersion, Record};
@@ -18,14 +16,26 @@ const BIGGEST: usize = 10;
 #[derive(Debug, Default)]
 pub struct Summary {
     version: Option<RdbVersion>,
-    aux: Vec<(Bytes, Bytes)>,
+    aux: Vec<(Vec<u8>, Vec<u8>)>,
     lua_scripts: u64,
-    functions: Vec<Bytes>,
+    functions: Vec<Vec<u8>>,
     module_aux: Vec<String>,
     dbs: BTreeMap<u64, DbStats>,
     biggest: BinaryHeap<Reverse<BigKey>>,
-    current: Option<BigKey>,
+    /// The key being counted; its name is kept in `current_name`, a buffer reused from
+    /// key to key, and copied only if the key makes the biggest list.
+    current: Option<Current>,
+    current_name: Vec<u8>,
     checksum: Option<Checksum>,
+    bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    db: u64,
+    encoding: Encoding,
+    expires: bool,
+    elements: u64,
     bytes: u64,
 }
 
@@ -33,7 +43,8 @@ pub struct Summary {
 struct DbStats {
     keys: u64,
     with_expiry: u64,
-    kinds: BTreeMap<Kind, KindStats>,
+    /// Indexed by [`kind_index`].
+    kinds: [KindStats; KINDS.len()],
 }
 
 #[derive(Debug, Default)]
@@ -41,7 +52,40 @@ struct KindStats {
     keys: u64,
     elements: u64,
     bytes: u64,
-    encodings: BTreeMap<Encoding, u64>,
+    /// Key counts indexed by [`encoding_index`].
+    encodings: [u64; ENCODINGS],
+}
+
+const KINDS: [Kind; 7] = [Kind::String, Kind::List, Kind::Set, Kind::Zset, Kind::Hash, Kind::Stream, Kind::Module];
+
+/// Type bytes 0..=25, plus Valkey's type 22 (a different encoding from Redis' 22).
+const ENCODINGS: usize = 27;
+
+fn kind_index(k: Kind) -> usize {
+    KINDS.iter().position(|&x| x == k).unwrap_or(0)
+}
+
+fn encoding_index(e: Encoding) -> usize {
+    if e == Encoding::ValkeyHash2 {
+        ENCODINGS - 1
+    } else {
+        e.type_byte() as usize
+    }
+}
+
+fn encoding_at(i: usize) -> Option<Encoding> {
+    if i == ENCODINGS - 1 {
+        Some(Encoding::ValkeyHash2)
+    } else {
+        Encoding::from_type_byte(i as u8, crate::rdb::Magic::Redis)
+    }
+}
+
+impl KindStats {
+    /// (encoding, count) for every encoding seen.
+    fn encodings(&self) -> impl Iterator<Item = (Encoding, u64)> + '_ {
+        self.encodings.iter().enumerate().filter(|(_, &n)| n > 0).filter_map(|(i, &n)| Some((encoding_at(i)?, n)))
+    }
 }
 
 /// A key's size, ordered by bytes then elements.
@@ -50,7 +94,7 @@ struct BigKey {
     bytes: u64,
     elements: u64,
     db: u64,
-    key: Bytes,
+    key: Vec<u8>,
     encoding: Encoding,
 }
 
@@ -69,33 +113,33 @@ impl Summary {
         match record {
             Record::Header(v) => self.version = Some(*v),
             Record::Aux { key, .. } if &key[..] == b"lua" => self.lua_scripts += 1,
-            Record::Aux { key, value } => self.aux.push((key.clone(), value.clone())),
+            Record::Aux { key, value } => self.aux.push((key.to_vec(), value.to_vec())),
             Record::Function { code } => {
-                self.functions.push(function_header(code).map(|(_, name)| name).unwrap_or_default());
+                self.functions.push(function_header(code).map(|(_, name)| name.to_vec()).unwrap_or_default());
             }
-            Record::FunctionPreGa { name, .. } => self.functions.push(name.clone()),
+            Record::FunctionPreGa { name, .. } => self.functions.push(name.to_vec()),
             Record::ModuleAux { module, .. } => self.module_aux.push(module.name()),
             Record::Key(k) => {
-                let db = self.dbs.entry(k.db).or_default();
-                db.keys += 1;
-                db.with_expiry += k.expire_at_ms.is_some() as u64;
-                let kind = db.kinds.entry(k.encoding.kind()).or_default();
-                kind.keys += 1;
-                *kind.encodings.entry(k.encoding).or_default() += 1;
-                self.current =
-                    Some(BigKey { bytes: 0, elements: 0, db: k.db, key: k.key.clone(), encoding: k.encoding });
+                self.current_name.clear();
+                self.current_name.extend_from_slice(k.key);
+                self.current = Some(Current {
+                    db: k.db,
+                    encoding: k.encoding,
+                    expires: k.expire_at_ms.is_some(),
+                    elements: 0,
+                    bytes: 0,
+                });
             }
             Record::Value(chunk) => {
                 let Some(cur) = &mut self.current else { return };
                 let (n, bytes) = match chunk {
                     Chunk::String(e) => (1, elem_len(e)),
-                    Chunk::List(v) | Chunk::Set(v) => (v.len(), v.iter().map(elem_len).sum()),
-                    Chunk::Zset(v) => (v.len(), v.iter().map(|(m, _)| elem_len(m) + 8).sum()),
+                    Chunk::List(v) | Chunk::Set(v) => (v.len(), v.iter().map(|e| elem_len(&e)).sum()),
+                    Chunk::Zset(v) => (v.len(), v.iter().map(|(m, _)| elem_len(&m) + 8).sum()),
                     Chunk::Hash(v) => (v.len(), v.iter().map(|f| elem_len(&f.field) + elem_len(&f.value)).sum()),
-                    Chunk::StreamEntries(v) => (
-                        v.len(),
-                        v.iter().map(|e| 16 + e.fields.iter().map(|(f, x)| elem_len(f) + elem_len(x)).sum::<u64>()).sum(),
-                    ),
+                    Chunk::StreamEntries(v) => {
+                        (v.len(), v.iter().map(|e| 16 + e.fields.iter().map(|x| elem_len(&x)).sum::<u64>()).sum())
+                    }
                     Chunk::Module { payload, .. } => (1, payload.len() as u64),
                     _ => (0, 0),
                 };
@@ -104,13 +148,26 @@ impl Summary {
             }
             Record::KeyEnd => {
                 let Some(cur) = self.current.take() else { return };
-                if let Some(kind) = self.dbs.get_mut(&cur.db).and_then(|d| d.kinds.get_mut(&cur.encoding.kind())) {
-                    kind.elements += cur.elements;
-                    kind.bytes += cur.bytes;
-                }
-                self.biggest.push(Reverse(cur));
-                if self.biggest.len() > BIGGEST {
-                    self.biggest.pop();
+                let db = self.dbs.entry(cur.db).or_default();
+                db.keys += 1;
+                db.with_expiry += cur.expires as u64;
+                let kind = &mut db.kinds[kind_index(cur.encoding.kind())];
+                kind.keys += 1;
+                kind.elements += cur.elements;
+                kind.bytes += cur.bytes;
+                kind.encodings[encoding_index(cur.encoding)] += 1;
+                let smallest = self.biggest.peek().map(|Reverse(b)| (b.bytes, b.elements));
+                if self.biggest.len() < BIGGEST || smallest < Some((cur.bytes, cur.elements)) {
+                    self.biggest.push(Reverse(BigKey {
+                        bytes: cur.bytes,
+                        elements: cur.elements,
+                        db: cur.db,
+                        key: self.current_name.clone(),
+                        encoding: cur.encoding,
+                    }));
+                    if self.biggest.len() > BIGGEST {
+                        self.biggest.pop();
+                    }
                 }
             }
             Record::End(c) => self.checksum = Some(*c),
@@ -163,8 +220,8 @@ impl Summary {
         let _ = writeln!(s, "keys: {total}");
         for (db, d) in &self.dbs {
             let _ = writeln!(s, "db {db}: {} keys, {} with an expiry", d.keys, d.with_expiry);
-            for (kind, k) in &d.kinds {
-                let enc: Vec<String> = k.encodings.iter().map(|(e, n)| format!("{} {n}", e.name())).collect();
+            for (kind, k) in KINDS.iter().zip(&d.kinds).filter(|(_, k)| k.keys > 0) {
+                let enc: Vec<String> = k.encodings().map(|(e, n)| format!("{} {n}", e.name())).collect();
                 let _ = writeln!(
                     s,
                     "  {:<7} {:>10} keys {:>12} elements {:>14} bytes   {}",
@@ -239,7 +296,7 @@ impl Summary {
                 o.push(b',');
             }
             o.extend_from_slice(format!("\"{db}\":{{\"keys\":{},\"with_expiry\":{},\"types\":{{", d.keys, d.with_expiry).as_bytes());
-            for (j, (kind, k)) in d.kinds.iter().enumerate() {
+            for (j, (kind, k)) in KINDS.iter().zip(&d.kinds).filter(|(_, k)| k.keys > 0).enumerate() {
                 if j > 0 {
                     o.push(b',');
                 }
@@ -253,7 +310,7 @@ impl Summary {
                     )
                     .as_bytes(),
                 );
-                for (n, (e, c)) in k.encodings.iter().enumerate() {
+                for (n, (e, c)) in k.encodings().enumerate() {
                     if n > 0 {
                         o.push(b',');
                     }

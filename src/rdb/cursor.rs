@@ -26,7 +26,7 @@ impl From<Error> for Fail {
 pub(crate) type Res<T> = Result<T, Fail>;
 
 /// An RDB string as located in the buffer, before it is turned into bytes: positions
-/// are relative to the cursor's start, so they stay valid when that prefix is split off.
+/// are indexes into the buffer the cursor reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RawStr {
     /// Raw bytes `start..end`.
@@ -53,11 +53,13 @@ pub(crate) struct Cur<'a> {
 }
 
 impl<'a> Cur<'a> {
-    pub(crate) fn new(data: &'a [u8], base: u64, max_len: u64) -> Cur<'a> {
-        Cur { data, pos: 0, base, max_len }
+    /// A cursor over `data` starting at index `pos`; `base` is the stream offset of
+    /// `data[0]`.
+    pub(crate) fn new(data: &'a [u8], pos: usize, base: u64, max_len: u64) -> Cur<'a> {
+        Cur { data, pos: pos.min(data.len()), base, max_len }
     }
 
-    /// Bytes read so far.
+    /// Index of the next byte.
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }
@@ -263,7 +265,7 @@ mod tests {
     use super::*;
 
     fn cur(data: &[u8]) -> Cur<'_> {
-        Cur::new(data, 100, 1 << 20)
+        Cur::new(data, 0, 100, 1 << 20)
     }
 
     #[test]
@@ -287,7 +289,7 @@ mod tests {
         assert_eq!(cur(&[0xc3, 0x02, 0x05, 0x00, b'a']).str("s").unwrap(), RawStr::Lzf { start: 3, end: 5, len: 5 });
         assert!(matches!(cur(&[0xc4]).str("s"), Err(Fail::Bad(_))));
         assert!(matches!(cur(&[0x05, b'a']).str("s"), Err(Fail::Need(_))));
-        let Err(Fail::Bad(e)) = Cur::new(&[0x80, 0, 0, 1, 0], 0, 100).str("value") else { panic!() };
+        let Err(Fail::Bad(e)) = Cur::new(&[0x80, 0, 0, 1, 0], 0, 0, 100).str("value") else { panic!() };
         assert!(matches!(e.kind(), ErrorKind::TooLarge { len: 256, .. }));
     }
 

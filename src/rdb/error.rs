@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use bytes::Bytes;
-
 use crate::bytesfmt::Printable;
 
 /// What was wrong with the input. Every variant is about the data, never about I/O:
@@ -92,7 +90,7 @@ pub struct Error {
     offset: u64,
     inner_offset: Option<u64>,
     db: Option<u64>,
-    key: Option<Bytes>,
+    key: Option<Vec<u8>>,
 }
 
 impl Error {
@@ -109,12 +107,12 @@ impl Error {
         self
     }
 
-    pub(crate) fn with_key(mut self, db: Option<u64>, key: Option<Bytes>) -> Error {
+    pub(crate) fn with_key(mut self, db: Option<u64>, key: Option<&[u8]>) -> Error {
         if self.db.is_none() {
             self.db = db;
         }
         if self.key.is_none() {
-            self.key = key;
+            self.key = key.map(<[u8]>::to_vec);
         }
         self
     }

@@ -7,14 +7,27 @@
 
 /// Decompresses `input` into a new vector that must come out exactly `expected_len`
 /// bytes long. Every read is bounds-checked; the error says what was wrong.
-///
-/// The output grows with what the input actually produces, so a lying `expected_len`
-/// cannot make this allocate more than the input can expand to.
+#[cfg(test)]
 pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, String> {
-    // LZF expands at most ~88x (a 3-byte back-reference yields 264 bytes), so reserve
-    // up to that, never just what the header claims.
-    let mut out = Vec::with_capacity(expected_len.min(input.len().saturating_mul(90) + 64));
-    let mut i = 0;
+    let mut out = Vec::new();
+    decompress_into(input, expected_len, &mut out)?;
+    Ok(out)
+}
+
+/// Decompresses `input`, appending exactly `expected_len` bytes to `out` (back-references
+/// reach only into this string's own output, never into what `out` held before).
+///
+/// LZF expands at most ~88x (a 3-byte back-reference yields 264 bytes), so a declared
+/// length beyond that is refused before anything is allocated: the allocation is bounded
+/// by the input actually received, not by what the header claims.
+pub fn decompress_into(input: &[u8], expected_len: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    if expected_len > input.len().saturating_mul(MAX_RATIO).saturating_add(MAX_RATIO) {
+        return Err(format!("{} compressed bytes cannot expand to the declared {expected_len}", input.len()));
+    }
+    let base = out.len();
+    out.resize(base + expected_len, 0);
+    let dst = &mut out[base..];
+    let (mut i, mut o) = (0usize, 0usize);
     while i < input.len() {
         let ctrl = input[i] as usize;
         i += 1;
@@ -23,11 +36,11 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, String> 
             let lit = input
                 .get(i..i + run)
                 .ok_or_else(|| format!("literal run of {run} bytes at input byte {} runs past the end", i - 1))?;
-            if out.len() + run > expected_len {
-                return Err(format!("output exceeds the declared {expected_len} bytes"));
-            }
-            out.extend_from_slice(lit);
+            dst.get_mut(o..o + run)
+                .ok_or_else(|| format!("output exceeds the declared {expected_len} bytes"))?
+                .copy_from_slice(lit);
             i += run;
+            o += run;
         } else {
             let mut len = ctrl >> 5;
             if len == 7 {
@@ -38,32 +51,37 @@ pub fn decompress(input: &[u8], expected_len: usize) -> Result<Vec<u8>, String> 
             let low = *input.get(i).ok_or("back-reference offset byte missing at the end")? as usize;
             i += 1;
             let back = ((ctrl & 0x1f) << 8) + low + 1;
-            if back > out.len() {
-                return Err(format!(
-                    "back-reference {back} bytes back, but only {} bytes were produced",
-                    out.len()
-                ));
+            if back > o {
+                return Err(format!("back-reference {back} bytes back, but only {o} bytes were produced"));
             }
-            if out.len() + len > expected_len {
+            if o + len > expected_len {
                 return Err(format!("output exceeds the declared {expected_len} bytes"));
             }
-            let start = out.len() - back;
+            let start = o - back;
             if back >= len {
-                out.extend_from_within(start..start + len);
+                dst.copy_within(start..start + len, o);
+            } else if back == 1 {
+                // A run of one byte (padding, repeated characters).
+                let b = dst[start];
+                dst[o..o + len].fill(b);
             } else {
                 // Overlapping copy: each byte may be one this copy just produced.
                 for k in 0..len {
-                    let b = out[start + k];
-                    out.push(b);
+                    dst[o + k] = dst[start + k];
                 }
             }
+            o += len;
         }
     }
-    if out.len() != expected_len {
-        return Err(format!("decompressed to {} bytes, declared {expected_len}", out.len()));
+    if o != expected_len {
+        out.truncate(base + o);
+        return Err(format!("decompressed to {o} bytes, declared {expected_len}"));
     }
-    Ok(out)
+    Ok(())
 }
+
+/// Largest expansion LZF can achieve, rounded up.
+const MAX_RATIO: usize = 90;
 
 /// Compresses with the LZF format (test helper and fixture builder: a simple greedy
 /// matcher, not the fastest, but any valid LZF stream is what the decoder must accept).
@@ -126,10 +144,21 @@ mod tests {
     }
 
     #[test]
+    fn appends_without_reaching_back_into_earlier_output() {
+        let mut out = b"xyz".to_vec();
+        decompress_into(&[0x00, b'a', 0x20, 0x00], 4, &mut out).unwrap();
+        assert_eq!(out, b"xyzaaaa");
+        // A back-reference into "xyz" is refused.
+        let mut out = b"xyz".to_vec();
+        assert!(decompress_into(&[0x20, 0x01], 3, &mut out).is_err());
+    }
+
+    #[test]
     fn rejects_bad_streams() {
         assert!(decompress(&[0x05, b'a'], 6).unwrap_err().contains("runs past the end"));
         assert!(decompress(&[0x20, 0x00], 3).unwrap_err().contains("only 0 bytes"));
         assert!(decompress(&[0x00, b'a'], 2).unwrap_err().contains("declared 2"));
+        assert!(decompress(&[0x00, b'a'], 1 << 30).unwrap_err().contains("cannot expand"));
         assert!(decompress(&[0x01, b'a', b'b'], 1).unwrap_err().contains("exceeds"));
         assert!(decompress(&[0xe0], 10).unwrap_err().contains("missing"));
     }

@@ -58,30 +58,36 @@ impl<R: Read> RdbReader<R> {
         &self.decoder
     }
 
-    /// The next record, `None` after [`Record::End`].
-    pub fn next_record(&mut self) -> Result<Option<Record>, ReadError> {
+    /// The next record, `None` after [`Record::End`]. The record borrows the reader
+    /// until the next call.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, ReadError> {
         loop {
-            if let Some(r) = self.decoder.next_record()? {
-                return Ok(Some(r));
+            if self.decoder.advance()? {
+                return Ok(self.decoder.current());
             }
             if self.decoder.is_done() {
                 return Ok(None);
             }
-            // Read straight into the decoder's buffer: one copy from the kernel, none here.
-            let buf = self.decoder.input_buffer();
-            let old = buf.len();
-            buf.resize(old + self.read_size, 0);
-            let n = loop {
-                match self.source.read(&mut buf[old..]) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    other => break other,
-                }
-            };
-            buf.truncate(old + *n.as_ref().unwrap_or(&0));
-            if n? == 0 {
-                self.decoder.finish();
-            }
+            self.fill()?;
         }
+    }
+
+    /// Reads more input straight into the decoder's buffer (one copy, from the kernel).
+    fn fill(&mut self) -> Result<(), ReadError> {
+        let buf = self.decoder.input_buffer();
+        let old = buf.len();
+        buf.resize(old + self.read_size, 0);
+        let n = loop {
+            match self.source.read(&mut buf[old..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        buf.truncate(old + *n.as_ref().unwrap_or(&0));
+        if n? == 0 {
+            self.decoder.finish();
+        }
+        Ok(())
     }
 
     /// After the end: reads whatever follows the RDB in the source, and returns its length

@@ -1,8 +1,10 @@
 //! What the decoder emits: records, keys, and the pieces of values.
+//!
+//! Records borrow from the decoder (`Record<'a>`): byte strings are slices of its input
+//! buffer or of its arenas, so decoding copies and counts nothing per element. A record
+//! lives until the next call to the decoder; copy out what must outlive it.
 
 use std::fmt;
-
-use bytes::Bytes;
 
 /// The header of an RDB stream: which server family wrote it and which format version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +57,15 @@ impl Magic {
 /// [`Record::KeyEnd`]. Small values come in one piece; large collections come in pieces
 /// of bounded size, so no key ever has to be held whole.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Record {
+pub enum Record<'a> {
     /// The file header; always the first record.
     Header(RdbVersion),
     /// An AUX field (`redis-ver`, `ctime`, `repl-id`, `lua`, ...).
     Aux {
         /// Field name.
-        key: Bytes,
+        key: &'a [u8],
         /// Field value.
-        value: Bytes,
+        value: &'a [u8],
     },
     /// Later keys belong to this database.
     SelectDb {
@@ -90,15 +92,15 @@ pub enum Record {
     /// mode, opcode 0xF3).
     SlotImport {
         /// The import job's name.
-        job: Bytes,
+        job: &'a [u8],
         /// Slot ranges, inclusive.
-        ranges: Vec<(u64, u64)>,
+        ranges: &'a [(u64, u64)],
     },
     /// A command recorded inside the snapshot (Valkey forkless save, opcode 0xF2): it
     /// applies at this point of the key stream.
     Command {
         /// The command and its arguments.
-        args: Vec<Bytes>,
+        args: Elems<'a>,
     },
     /// Auxiliary data of a module, kept as the raw module opcode stream.
     ModuleAux {
@@ -107,28 +109,28 @@ pub enum Record {
         /// 1 = saved before the keyspace, 2 = after.
         when: u64,
         /// The module's opcode stream, raw, including the final EOF opcode.
-        payload: Bytes,
+        payload: &'a [u8],
     },
     /// A function library (FUNCTION2, Redis 7.0+): its code, starting `#!<engine> name=<lib>`.
     Function {
         /// The library code.
-        code: Bytes,
+        code: &'a [u8],
     },
     /// A function in the pre-release format of Redis 7.0-rc1/rc2 (opcode 0xF6).
     FunctionPreGa {
         /// Function name.
-        name: Bytes,
+        name: &'a [u8],
         /// Engine name, e.g. `LUA`.
-        engine: Bytes,
+        engine: &'a [u8],
         /// Optional description.
-        description: Option<Bytes>,
+        description: Option<&'a [u8]>,
         /// The code.
-        code: Bytes,
+        code: &'a [u8],
     },
     /// Start of a key.
-    Key(KeyStart),
+    Key(KeyStart<'a>),
     /// A piece of the current key's value.
-    Value(Chunk),
+    Value(Chunk<'a>),
     /// End of the current key.
     KeyEnd,
     /// The EOF opcode and the checksum trailer: the stream decoded completely.
@@ -148,12 +150,12 @@ pub enum Checksum {
 
 /// The start of a key: where it lives, its name, how its value is encoded, and the
 /// metadata that came before it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyStart {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyStart<'a> {
     /// Database number (0 until a `SELECTDB`).
     pub db: u64,
     /// The key name.
-    pub key: Bytes,
+    pub key: &'a [u8],
     /// The value's type byte, which decides its layout.
     pub encoding: Encoding,
     /// Absolute expiry, unix milliseconds (seconds expiries are converted).
@@ -373,22 +375,19 @@ impl Kind {
 }
 
 /// One string as stored: compact encodings keep integers as integers, and the decoder
-/// does not turn them into text. [`Elem::to_bytes`] gives the string Redis would return.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Elem {
+/// does not turn them into text. [`Elem::to_vec`] gives the string Redis would return.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Elem<'a> {
     /// Bytes as stored.
-    Bytes(Bytes),
+    Bytes(&'a [u8]),
     /// An integer; its string form is the decimal text.
     Int(i64),
 }
 
-impl Elem {
+impl<'a> Elem<'a> {
     /// The string Redis returns for this element.
-    pub fn to_bytes(&self) -> Bytes {
-        match self {
-            Elem::Bytes(b) => b.clone(),
-            Elem::Int(i) => Bytes::copy_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
-        }
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.with_bytes(<[u8]>::to_vec)
     }
 
     /// Calls `f` with the string form, without allocating for integers.
@@ -403,7 +402,10 @@ impl Elem {
     pub fn len(&self) -> usize {
         match self {
             Elem::Bytes(b) => b.len(),
-            Elem::Int(i) => itoa::Buffer::new().format(*i).len(),
+            Elem::Int(i) => {
+                let digits = i.unsigned_abs().checked_ilog10().map_or(1, |d| d as usize + 1);
+                digits + usize::from(*i < 0)
+            }
         }
     }
 
@@ -418,9 +420,12 @@ impl Elem {
     }
 }
 
-impl From<&[u8]> for Elem {
-    fn from(b: &[u8]) -> Elem {
-        Elem::Bytes(Bytes::copy_from_slice(b))
+impl fmt::Debug for Elem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Elem::Bytes(b) => write!(f, "{:?}", crate::bytesfmt::Full(b)),
+            Elem::Int(i) => write!(f, "{i}"),
+        }
     }
 }
 
@@ -440,27 +445,35 @@ impl fmt::Display for StreamId {
 }
 
 /// A hash field, with its own expiry where the encoding has field TTLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HashField {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashField<'a> {
     /// Field name.
-    pub field: Elem,
+    pub field: Elem<'a>,
     /// Field value.
-    pub value: Elem,
+    pub value: Elem<'a>,
     /// Absolute expiry of the field, unix ms.
     pub expire_at_ms: Option<i64>,
 }
 
 /// One live stream entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamEntry {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamEntry<'a> {
     /// Entry id.
     pub id: StreamId,
-    /// Field/value pairs in order.
-    pub fields: Vec<(Elem, Elem)>,
+    /// Field and value strings, alternating.
+    pub fields: Elems<'a>,
+}
+
+impl<'a> StreamEntry<'a> {
+    /// The (field, value) pairs in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (Elem<'a>, Elem<'a>)> + 'a {
+        let f = self.fields;
+        (0..f.len() / 2).map(move |i| (f.get(2 * i), f.get(2 * i + 1)))
+    }
 }
 
 /// Stream metadata, after the entries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamMeta {
     /// Number of live entries.
     pub length: u64,
@@ -476,10 +489,10 @@ pub struct StreamMeta {
 
 /// A consumer group header. Its pending entries and consumers follow as
 /// [`Chunk::StreamPending`] and [`Chunk::StreamConsumer`] pieces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamGroup {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamGroup<'a> {
     /// Group name.
-    pub name: Bytes,
+    pub name: &'a [u8],
     /// Last delivered id.
     pub last_delivered_id: StreamId,
     /// Entries read (types 19 and 21); `None` when absent or stored as "unknown".
@@ -499,10 +512,10 @@ pub struct PendingEntry {
 
 /// A consumer of the current group. The ids it owns follow as
 /// [`Chunk::StreamConsumerPending`] pieces.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamConsumer {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamConsumer<'a> {
     /// Consumer name.
-    pub name: Bytes,
+    pub name: &'a [u8],
     /// Last seen time, unix ms.
     pub seen_time_ms: i64,
     /// Last active time, unix ms (type 21 only).
@@ -514,8 +527,7 @@ pub struct StreamConsumer {
 pub struct ModuleId(pub u64);
 
 impl ModuleId {
-    const CHARSET: &'static [u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const CHARSET: &'static [u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
     /// The module type name, e.g. `ReJSON-RL`.
     pub fn name(self) -> String {
@@ -544,29 +556,29 @@ impl ModuleId {
 ///   [`Chunk::StreamConsumer`] and its [`Chunk::StreamConsumerPending`]*;
 /// - module: one [`Chunk::Module`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Chunk {
+pub enum Chunk<'a> {
     /// The whole string value.
-    String(Elem),
+    String(Elem<'a>),
     /// List elements, in order.
-    List(Vec<Elem>),
+    List(Elems<'a>),
     /// Set members.
-    Set(Vec<Elem>),
+    Set(Elems<'a>),
     /// Sorted set members with scores.
-    Zset(Vec<(Elem, f64)>),
+    Zset(Scored<'a>),
     /// Hash fields.
-    Hash(Vec<HashField>),
+    Hash(Fields<'a>),
     /// Stream entries, in id order.
-    StreamEntries(Vec<StreamEntry>),
+    StreamEntries(Entries<'a>),
     /// Stream metadata.
     StreamMeta(StreamMeta),
     /// A consumer group.
-    StreamGroup(StreamGroup),
+    StreamGroup(StreamGroup<'a>),
     /// Pending entries of the current group, in id order.
-    StreamPending(Vec<PendingEntry>),
+    StreamPending(&'a [PendingEntry]),
     /// A consumer of the current group.
-    StreamConsumer(StreamConsumer),
+    StreamConsumer(StreamConsumer<'a>),
     /// Ids owned by the current consumer.
-    StreamConsumerPending(Vec<StreamId>),
+    StreamConsumerPending(&'a [StreamId]),
     /// A module value, kept raw so it can be passed on unchanged.
     Module {
         /// The module type.
@@ -574,9 +586,249 @@ pub enum Chunk {
         /// The value exactly as stored after the type byte: the module id, then the
         /// opcode stream with its final EOF opcode. Prefixed with type byte 7 and
         /// followed by a DUMP footer, it is a RESTORE payload.
-        payload: Bytes,
+        payload: &'a [u8],
     },
 }
+
+impl Chunk<'_> {
+    /// Number of elements (members, fields, entries, ids) in the piece.
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::List(e) | Chunk::Set(e) => e.len(),
+            Chunk::Zset(z) => z.len(),
+            Chunk::Hash(h) => h.len(),
+            Chunk::StreamEntries(e) => e.len(),
+            Chunk::StreamPending(p) => p.len(),
+            Chunk::StreamConsumerPending(i) => i.len(),
+            Chunk::String(_) | Chunk::Module { .. } => 1,
+            Chunk::StreamMeta(_) | Chunk::StreamGroup(_) | Chunk::StreamConsumer(_) => 0,
+        }
+    }
+
+    /// Whether the piece holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Views over the decoder's arenas
+
+/// Which buffer an element lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Src {
+    /// The input buffer.
+    Input,
+    /// Strings that had to be decompressed.
+    Scratch,
+    /// Compact blobs (ziplists, listpacks, ...), copied or decompressed.
+    Blob,
+}
+
+/// Where an element is: a span of one of the decoder's buffers, or an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ElemRef {
+    Span { src: Src, start: usize, len: usize },
+    Int(i64),
+}
+
+/// A hash field as positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldRef {
+    pub field: ElemRef,
+    pub value: ElemRef,
+    pub expire_at_ms: Option<i64>,
+}
+
+/// A stream entry as positions: its field/value refs are `fields[start..start + len]`
+/// of the entries' shared list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryRef {
+    pub id: StreamId,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// The decoder's buffers, for turning positions into slices.
+#[derive(Clone, Copy)]
+pub(crate) struct Arenas<'a> {
+    pub input: &'a [u8],
+    pub scratch: &'a [u8],
+    pub blob: &'a [u8],
+}
+
+impl<'a> Arenas<'a> {
+    pub(crate) fn get(&self, r: ElemRef) -> Elem<'a> {
+        match r {
+            ElemRef::Int(i) => Elem::Int(i),
+            ElemRef::Span { src, start, len } => {
+                let buf = match src {
+                    Src::Input => self.input,
+                    Src::Scratch => self.scratch,
+                    Src::Blob => self.blob,
+                };
+                // Positions come from the decoder and are always in bounds; an empty
+                // string is the harmless answer if that were ever not so.
+                Elem::Bytes(start.checked_add(len).and_then(|end| buf.get(start..end)).unwrap_or_default())
+            }
+        }
+    }
+
+    pub(crate) fn bytes(&self, r: ElemRef) -> &'a [u8] {
+        match self.get(r) {
+            Elem::Bytes(b) => b,
+            Elem::Int(_) => &[],
+        }
+    }
+}
+
+/// A list of elements (list elements, set members, command arguments, a stream
+/// entry's fields and values).
+#[derive(Clone, Copy)]
+pub struct Elems<'a> {
+    arenas: Arenas<'a>,
+    items: &'a [ElemRef],
+}
+
+impl<'a> Elems<'a> {
+    pub(crate) fn new(arenas: Arenas<'a>, items: &'a [ElemRef]) -> Elems<'a> {
+        Elems { arenas, items }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The `i`th element (an empty string past the end).
+    pub fn get(&self, i: usize) -> Elem<'a> {
+        self.items.get(i).map_or(Elem::Bytes(&[]), |&r| self.arenas.get(r))
+    }
+
+    /// The elements in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Elem<'a>> + 'a {
+        let arenas = self.arenas;
+        self.items.iter().map(move |&r| arenas.get(r))
+    }
+}
+
+/// Sorted set members with their scores.
+#[derive(Clone, Copy)]
+pub struct Scored<'a> {
+    arenas: Arenas<'a>,
+    items: &'a [(ElemRef, f64)],
+}
+
+impl<'a> Scored<'a> {
+    pub(crate) fn new(arenas: Arenas<'a>, items: &'a [(ElemRef, f64)]) -> Scored<'a> {
+        Scored { arenas, items }
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// (member, score) in stored order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (Elem<'a>, f64)> + 'a {
+        let arenas = self.arenas;
+        self.items.iter().map(move |&(r, s)| (arenas.get(r), s))
+    }
+}
+
+/// Hash fields.
+#[derive(Clone, Copy)]
+pub struct Fields<'a> {
+    arenas: Arenas<'a>,
+    items: &'a [FieldRef],
+}
+
+impl<'a> Fields<'a> {
+    pub(crate) fn new(arenas: Arenas<'a>, items: &'a [FieldRef]) -> Fields<'a> {
+        Fields { arenas, items }
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The fields in stored order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = HashField<'a>> + 'a {
+        let arenas = self.arenas;
+        self.items.iter().map(move |f| HashField {
+            field: arenas.get(f.field),
+            value: arenas.get(f.value),
+            expire_at_ms: f.expire_at_ms,
+        })
+    }
+}
+
+/// Stream entries.
+#[derive(Clone, Copy)]
+pub struct Entries<'a> {
+    arenas: Arenas<'a>,
+    entries: &'a [EntryRef],
+    fields: &'a [ElemRef],
+}
+
+impl<'a> Entries<'a> {
+    pub(crate) fn new(arenas: Arenas<'a>, entries: &'a [EntryRef], fields: &'a [ElemRef]) -> Entries<'a> {
+        Entries { arenas, entries, fields }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries in id order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = StreamEntry<'a>> + 'a {
+        let (arenas, fields) = (self.arenas, self.fields);
+        self.entries.iter().map(move |e| StreamEntry {
+            id: e.id,
+            fields: Elems::new(arenas, fields.get(e.start..e.start + e.len).unwrap_or_default()),
+        })
+    }
+}
+
+macro_rules! list_view_traits {
+    ($($t:ident),*) => {$(
+        impl fmt::Debug for $t<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list().entries(self.iter()).finish()
+            }
+        }
+
+        impl PartialEq for $t<'_> {
+            fn eq(&self, other: &Self) -> bool {
+                self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+            }
+        }
+    )*};
+}
+
+list_view_traits!(Elems, Scored, Fields, Entries);
 
 #[cfg(test)]
 mod tests {
@@ -612,8 +864,26 @@ mod tests {
 
     #[test]
     fn elem_strings() {
-        assert_eq!(Elem::Int(-12).to_bytes(), Bytes::from_static(b"-12"));
-        assert!(Elem::Int(7).same_string(&Elem::Bytes(Bytes::from_static(b"7"))));
-        assert_eq!(Elem::Int(i64::MIN).len(), 20);
+        assert_eq!(Elem::Int(-12).to_vec(), b"-12");
+        assert!(Elem::Int(7).same_string(&Elem::Bytes(b"7")));
+        for i in [0, 9, 10, -1, -10, 99, 100, i64::MIN, i64::MAX] {
+            assert_eq!(Elem::Int(i).len(), i.to_string().len(), "{i}");
+        }
+        assert_eq!(format!("{:?}", Elem::Bytes(b"a\"\xff")), r#"b"a\"\xff""#);
+    }
+
+    #[test]
+    fn views_read_every_arena() {
+        let arenas = Arenas { input: b"hello", scratch: b"world", blob: b"!" };
+        let items = [
+            ElemRef::Span { src: Src::Input, start: 1, len: 3 },
+            ElemRef::Span { src: Src::Scratch, start: 0, len: 5 },
+            ElemRef::Span { src: Src::Blob, start: 0, len: 1 },
+            ElemRef::Int(42),
+        ];
+        let e = Elems::new(arenas, &items);
+        let got: Vec<Vec<u8>> = e.iter().map(|x| x.to_vec()).collect();
+        assert_eq!(got, [b"ell".to_vec(), b"world".to_vec(), b"!".to_vec(), b"42".to_vec()]);
+        assert_eq!(e.get(9), Elem::Bytes(b""));
     }
 }

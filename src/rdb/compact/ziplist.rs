@@ -8,9 +8,7 @@
 //! length; `0xc0` int16, `0xd0` int32, `0xe0` int64, `0xf0` int24, `0xfe` int8 (all LE),
 //! `0xf1..=0xfd` the immediate values 0..=12. Redis 2.4 only wrote int16/32/64.
 
-use bytes::Bytes;
-
-use super::{le_bytes, slice, BlobError, Elem};
+use super::{le_bytes, span, BlobError, Raw};
 
 const NAME: &str = "ziplist";
 const HEADER: usize = 10;
@@ -18,7 +16,6 @@ const END: u8 = 0xff;
 
 #[derive(Debug)]
 pub(crate) struct Ziplist {
-    blob: Bytes,
     pos: usize,
     /// Declared entry count, or None when the header says "unknown" (0xffff).
     declared: Option<u16>,
@@ -28,23 +25,23 @@ pub(crate) struct Ziplist {
 }
 
 impl Ziplist {
-    pub(crate) fn new(blob: Bytes) -> Result<Ziplist, BlobError> {
+    pub(crate) fn new(blob: &[u8]) -> Result<Ziplist, BlobError> {
         if blob.len() < HEADER + 1 {
             return Err(BlobError::new(NAME, 0, format!("{} bytes is shorter than a ziplist header", blob.len())));
         }
-        let zlbytes = u32::from_le_bytes(le_bytes(&blob, 0, NAME)?) as usize;
+        let zlbytes = u32::from_le_bytes(le_bytes(blob, 0, NAME)?) as usize;
         if zlbytes != blob.len() {
             return Err(BlobError::new(NAME, 0, format!("header says {zlbytes} bytes, the string holds {}", blob.len())));
         }
-        let zltail = u32::from_le_bytes(le_bytes(&blob, 4, NAME)?) as usize;
+        let zltail = u32::from_le_bytes(le_bytes(blob, 4, NAME)?) as usize;
         if zltail >= blob.len() {
             return Err(BlobError::new(NAME, 4, format!("tail offset {zltail} is outside the {zlbytes}-byte ziplist")));
         }
         if blob[blob.len() - 1] != END {
             return Err(BlobError::new(NAME, blob.len() - 1, "last byte is not the 0xff end marker"));
         }
-        let zllen = u16::from_le_bytes(le_bytes(&blob, 8, NAME)?);
-        Ok(Ziplist { blob, pos: HEADER, declared: (zllen != u16::MAX).then_some(zllen), seen: 0, prev_size: 0 })
+        let zllen = u16::from_le_bytes(le_bytes(blob, 8, NAME)?);
+        Ok(Ziplist { pos: HEADER, declared: (zllen != u16::MAX).then_some(zllen), seen: 0, prev_size: 0 })
     }
 
 
@@ -53,8 +50,7 @@ impl Ziplist {
         self.pos
     }
 
-    pub(crate) fn next(&mut self) -> Result<Option<Elem>, BlobError> {
-        let blob = &self.blob;
+    pub(crate) fn next(&mut self, blob: &[u8]) -> Result<Option<Raw>, BlobError> {
         let start = self.pos;
         let first = *blob.get(start).ok_or_else(|| BlobError::new(NAME, start, "missing end marker"))?;
         if first == END {
@@ -85,7 +81,7 @@ impl Ziplist {
         let elem = match enc >> 6 {
             0 => {
                 let len = (enc & 0x3f) as usize;
-                let e = slice(blob, p, len, NAME)?;
+                let e = span(blob, p, len, NAME)?;
                 p += len;
                 e
             }
@@ -93,14 +89,14 @@ impl Ziplist {
                 let lo = *blob.get(p).ok_or_else(|| BlobError::new(NAME, p, "14-bit length runs past the end"))?;
                 let len = (((enc & 0x3f) as usize) << 8) | lo as usize;
                 p += 1;
-                let e = slice(blob, p, len, NAME)?;
+                let e = span(blob, p, len, NAME)?;
                 p += len;
                 e
             }
             2 => {
                 let len = u32::from_be_bytes(le_bytes(blob, p, NAME)?) as usize;
                 p += 4;
-                let e = slice(blob, p, len, NAME)?;
+                let e = span(blob, p, len, NAME)?;
                 p += len;
                 e
             }
@@ -118,7 +114,7 @@ impl Ziplist {
                     _ => return Err(BlobError::new(NAME, p - 1, format!("unknown entry encoding 0x{enc:02x}"))),
                 };
                 p += size;
-                Elem::Int(v)
+                Raw::Int(v)
             }
         };
         if p >= blob.len() {
@@ -134,11 +130,11 @@ impl Ziplist {
 /// Builds ziplists for tests, with every encoding the servers use.
 #[cfg(test)]
 pub(crate) mod build {
-    use super::super::Elem;
+    use super::super::test_support::T;
 
-    /// Encodes `elems` the way Redis 2.6+ does (`legacy` = Redis 2.4: only int16/32/64,
-    /// and integers that fit none of those are stored as strings).
-    pub(crate) fn ziplist(elems: &[Elem], legacy: bool) -> Vec<u8> {
+    /// Encodes `elems` the way Redis 2.6+ does (`legacy` = Redis 2.4: only the int16,
+    /// int32 and int64 encodings).
+    pub(crate) fn ziplist(elems: &[T], legacy: bool) -> Vec<u8> {
         let mut body = Vec::new();
         let mut prev = 0usize;
         let mut tail = 10;
@@ -152,7 +148,7 @@ pub(crate) mod build {
                 body.extend_from_slice(&(prev as u32).to_le_bytes());
             }
             match e {
-                Elem::Int(v) => {
+                T::I(v) => {
                     let v = *v;
                     if !legacy && (0..=12).contains(&v) {
                         body.push(0xf1 + v as u8);
@@ -173,7 +169,7 @@ pub(crate) mod build {
                         body.extend_from_slice(&v.to_le_bytes());
                     }
                 }
-                Elem::Bytes(b) => {
+                T::B(b) => {
                     let n = b.len();
                     if n < 64 {
                         body.push(n as u8);
@@ -202,56 +198,52 @@ pub(crate) mod build {
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_support::{arb_elems, collect, same, T};
+    use super::super::BlobIter;
     use super::*;
-    use crate::rdb::compact::test_support::{arb_elems, collect};
     use proptest::prelude::*;
+
+    fn read(blob: &[u8]) -> Result<Vec<T>, BlobError> {
+        collect(BlobIter::Ziplist(Ziplist::new(blob)?), blob)
+    }
 
     #[test]
     fn every_integer_width() {
         let vals = [0i64, 12, 13, -1, 127, -128, 300, -300, 40000, 8_000_000, -8_000_000, 1 << 40, i64::MIN, i64::MAX];
-        let elems: Vec<Elem> = vals.iter().map(|&v| Elem::Int(v)).collect();
+        let elems: Vec<T> = vals.iter().map(|&v| T::I(v)).collect();
         for legacy in [false, true] {
-            let blob = build::ziplist(&elems, legacy);
-            assert_eq!(collect(BlobIter::Ziplist(Ziplist::new(blob.into()).unwrap())).unwrap(), elems);
+            assert_eq!(read(&build::ziplist(&elems, legacy)).unwrap(), elems);
         }
     }
 
-    use super::super::BlobIter;
-
     #[test]
     fn rejects_bad_headers_and_entries() {
-        let good = build::ziplist(&[Elem::from(&b"abc"[..])], false);
+        let good = build::ziplist(&[T::B(b"abc".to_vec())], false);
         let mut short = good.clone();
         short.truncate(good.len() - 1);
-        assert!(Ziplist::new(short.into()).unwrap_err().detail.contains("header says"));
+        assert!(read(&short).unwrap_err().detail.contains("header says"));
         let mut no_end = good.clone();
         *no_end.last_mut().unwrap() = 0;
-        assert!(Ziplist::new(no_end.into()).unwrap_err().detail.contains("end marker"));
+        assert!(read(&no_end).unwrap_err().detail.contains("end marker"));
         let mut bad_count = good.clone();
         bad_count[8] = 2;
-        let err = collect(BlobIter::Ziplist(Ziplist::new(bad_count.into()).unwrap())).unwrap_err();
+        let err = read(&bad_count).unwrap_err();
         assert!(err.detail.contains("declares 2 entries"), "{err:?}");
         let mut bad_len = good;
         bad_len[11] = 60; // string length beyond the blob
-        assert!(collect(BlobIter::Ziplist(Ziplist::new(bad_len.into()).unwrap())).is_err());
+        assert!(read(&bad_len).is_err());
     }
 
     proptest! {
         #[test]
         fn round_trip(elems in arb_elems(), legacy in any::<bool>()) {
-            let blob = build::ziplist(&elems, legacy);
-            let got = collect(BlobIter::Ziplist(Ziplist::new(blob.into()).unwrap())).unwrap();
-            prop_assert_eq!(got.len(), elems.len());
-            for (a, b) in got.iter().zip(&elems) {
-                prop_assert!(a.same_string(b));
-            }
+            let got = read(&build::ziplist(&elems, legacy)).unwrap();
+            prop_assert!(same(&got, &elems), "{:?} != {:?}", got, elems);
         }
 
         #[test]
         fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            if let Ok(z) = Ziplist::new(data.into()) {
-                let _ = collect(BlobIter::Ziplist(z));
-            }
+            let _ = read(&data);
         }
     }
 }

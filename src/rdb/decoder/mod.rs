@@ -1,18 +1,23 @@
 //! The streaming decoder: a state machine fed with bytes, emitting [`Record`]s.
 //!
 //! Input is buffered until one *item* (an opcode with its payload, one element, one
-//! blob) is complete; then the item is consumed and the buffer shrinks. An item is tried
-//! again from its start when more bytes arrive, but deciding that it is incomplete only
-//! reads its length header, so tiny input chunks cost no re-scanning. Strings are handed
-//! out as zero-copy slices of the input buffer.
+//! blob) is complete; then the item is consumed. An item is tried again from its start
+//! when more bytes arrive, but deciding that it is incomplete only reads its length
+//! header, so tiny input pieces cost no re-scanning.
+//!
+//! Records borrow from the decoder. Strings are slices of the input buffer; strings that
+//! were LZF-compressed are decompressed into a scratch arena; compact blobs (ziplists,
+//! listpacks, ...) are copied or decompressed into a blob arena and their elements are
+//! slices of it. A chunk being filled holds positions in these buffers, so nothing is
+//! copied or reference-counted per element. The buffers are reset once the record that
+//! uses them has been handed out, and consumed input is dropped from the front of the
+//! input buffer when nothing points into it any more.
 
 mod stream;
 #[cfg(test)]
 mod tests;
 
-use bytes::{Bytes, BytesMut};
-
-use super::compact::{intset::Intset, listpack::Listpack, ziplist::Ziplist, zipmap::Zipmap, BlobError, BlobIter};
+use super::compact::{intset::Intset, listpack::Listpack, ziplist::Ziplist, zipmap::Zipmap, BlobError, BlobIter, Raw};
 use super::cursor::{Cur, Fail, RawStr, Res};
 use super::error::{Error, ErrorKind};
 use super::lzf;
@@ -23,34 +28,46 @@ use crate::crc64::Crc64;
 /// Largest Redis hash-field expiry (`EB_EXPIRE_TIME_MAX`, 2^48 - 1 ms).
 const FIELD_EXPIRE_MAX: u64 = (1 << 48) - 1;
 
+/// Consumed input is dropped from the buffer once it is this big, or half the buffer.
+const COMPACT_AT: usize = 64 * 1024;
+
 /// A streaming RDB decoder. Feed it bytes with [`Decoder::feed`], take records with
 /// [`Decoder::next_record`] until it returns `Ok(None)` (it needs more input), and call
 /// [`Decoder::finish`] when the input has ended so that a truncated RDB is reported.
 ///
 /// ```
-/// use redis_ferry::rdb::{Decoder, Record};
+/// use redis_ferry::rdb::{Chunk, Decoder, Elem, Record};
+/// // db 0, string key "k" = "v", then EOF and the CRC64 trailer.
+/// let mut rdb = b"REDIS0006\xfe\x00\x00\x01k\x01v\xff".to_vec();
+/// rdb.extend_from_slice(&redis_ferry::crc64::checksum(&rdb).to_le_bytes());
+///
 /// let mut d = Decoder::new();
-/// d.feed(b"REDIS0006\xfe\x00\x00\x01k\x01v\xff");
-/// d.feed(&[0x7e, 0x5c, 0x7d, 0x04, 0x6c, 0xd0, 0x4c, 0x0e]); // CRC64 trailer
-/// d.finish();
-/// let mut records = Vec::new();
-/// while let Some(r) = d.next_record().unwrap() {
-///     records.push(r);
+/// for piece in rdb.chunks(3) {
+///     d.feed(piece);
+///     while let Some(r) = d.next_record().unwrap() {
+///         if let Record::Value(Chunk::String(v)) = r {
+///             assert_eq!(v, Elem::Bytes(b"v"));
+///         }
+///     }
 /// }
-/// assert!(matches!(records.last(), Some(Record::End(_))));
+/// d.finish();
+/// assert!(d.next_record().unwrap().is_none() && d.is_done());
 /// ```
 #[derive(Debug)]
 pub struct Decoder {
     opts: DecoderOptions,
-    /// Bytes fed but not yet consumed.
-    buf: BytesMut,
-    /// Absolute offset of `buf[0]` in the stream.
-    offset: u64,
+    /// Input: `buf[..pos]` is consumed, `buf[pos..]` is not yet.
+    buf: Vec<u8>,
+    pos: usize,
+    /// Absolute stream offset of `buf[0]`.
+    base: u64,
     /// No more input will come.
     eof: bool,
-    /// CRC of every consumed byte; at the trailer, that is everything up to and
-    /// including the EOF opcode.
+    /// CRC of the consumed bytes before `buf[crc_pos]`. The CRC is brought up to date
+    /// in big pieces (before consumed input is dropped, and at the trailer), which is
+    /// much faster than item by item.
     crc: Crc64,
+    crc_pos: usize,
     version: Option<RdbVersion>,
     state: State,
     /// What the last incomplete item was, for the truncation error.
@@ -59,8 +76,19 @@ pub struct Decoder {
     /// Whether a SELECTDB was seen (errors name the db only then, or inside a key).
     db_selected: bool,
     prefix: KeyPrefix,
-    /// The key being decoded, for error messages.
-    key: Option<Bytes>,
+    /// The key being decoded (a copy, for error messages), when `in_key`.
+    key: Vec<u8>,
+    in_key: bool,
+    /// The chunk or record being built.
+    out: Out,
+    /// Compact blobs whose elements are being emitted.
+    blob: Vec<u8>,
+    /// A module value or module aux payload being collected.
+    module: Vec<u8>,
+    /// The record ready to be read with [`Decoder::current`], if any.
+    ready: Option<Ready>,
+    /// Reused list of the elements one batch parsed.
+    raw_items: Vec<RawItem>,
 }
 
 /// Metadata opcodes that apply to the next key.
@@ -71,6 +99,99 @@ struct KeyPrefix {
     lfu_freq: Option<u8>,
     /// Offset of the first prefix opcode, to report one that is not followed by a key.
     at: Option<u64>,
+}
+
+/// Positions of what the current record or chunk holds.
+#[derive(Debug, Default)]
+struct Out {
+    elems: Vec<ElemRef>,
+    scored: Vec<(ElemRef, f64)>,
+    fields: Vec<FieldRef>,
+    entries: Vec<EntryRef>,
+    pel: Vec<PendingEntry>,
+    ids: Vec<StreamId>,
+    ranges: Vec<(u64, u64)>,
+    /// Decompressed strings.
+    scratch: Vec<u8>,
+    /// Elements in the chunk being filled, and their approximate bytes.
+    count: usize,
+    bytes: usize,
+}
+
+impl Out {
+    fn clear(&mut self) {
+        self.elems.clear();
+        self.scored.clear();
+        self.fields.clear();
+        self.entries.clear();
+        self.pel.clear();
+        self.ids.clear();
+        self.ranges.clear();
+        self.scratch.clear();
+        self.count = 0;
+        self.bytes = 0;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0 && self.scratch.is_empty() && self.elems.is_empty()
+    }
+
+    fn full(&self, opts: &DecoderOptions) -> bool {
+        self.count >= opts.chunk_elements || self.bytes >= opts.chunk_bytes
+    }
+
+    /// Counts one element of `bytes` bytes (integers count as 8).
+    fn add(&mut self, bytes: usize) {
+        self.count += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// A record that is ready, as positions; [`Decoder::current`] turns it into a [`Record`].
+#[derive(Debug, Clone, Copy)]
+enum Ready {
+    Header(RdbVersion),
+    Aux(ElemRef, ElemRef),
+    SelectDb(u64),
+    ResizeDb(u64, u64),
+    SlotInfo(u64, u64, u64),
+    /// Ranges in `out.ranges`.
+    SlotImport(ElemRef),
+    /// Arguments in `out.elems`.
+    Command,
+    /// Payload in `module`.
+    ModuleAux(ModuleId, u64),
+    Function(ElemRef),
+    FunctionPreGa(ElemRef, ElemRef, Option<ElemRef>, ElemRef),
+    Key { db: u64, key: ElemRef, encoding: Encoding, prefix: KeyPrefixOut },
+    String(ElemRef),
+    Chunk(ChunkKind),
+    StreamMeta(StreamMeta),
+    StreamGroup(ElemRef, StreamId, Option<u64>),
+    StreamConsumer(ElemRef, i64, Option<i64>),
+    /// Payload in `module`.
+    Module(ModuleId),
+    KeyEnd,
+    End(Checksum),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyPrefixOut {
+    expire_at_ms: Option<i64>,
+    idle_seconds: Option<u64>,
+    lfu_freq: Option<u8>,
+}
+
+/// Which arena a finished chunk is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkKind {
+    List,
+    Set,
+    Zset,
+    Hash,
+    StreamEntries,
+    StreamPending,
+    StreamConsumerPending,
 }
 
 #[derive(Debug)]
@@ -86,19 +207,26 @@ enum State {
     KeyEnd,
     StringValue,
     /// Elements stored one by one (types 1-5, 22, 24).
-    Items(Items),
+    Items { layout: ItemLayout, remaining: Option<u64>, min_expire: i64 },
     /// A compact blob to read (after its optional 8-byte header).
     Blob { enc: Encoding },
-    /// Elements coming out of a decoded blob.
-    BlobItems { iter: BlobIter, shape: Shape, acc: Acc, blob_at: u64, then: Box<State> },
+    /// Elements coming out of a decoded blob at `blob[start..end]`.
+    BlobItems { iter: BlobIter, shape: Shape, start: usize, end: usize, at: u64, then: Then },
     /// Quicklist nodes (types 14, 18).
-    Quicklist { v2: bool, remaining: Option<u64>, acc: Acc },
+    Quicklist { v2: bool, remaining: Option<u64> },
     Stream(stream::StreamState),
     /// A module opcode stream (MODULE_2 value or MODULE_AUX).
-    ModuleOps { target: ModuleTarget, payload: Vec<u8> },
+    ModuleOps { target: ModuleTarget },
 }
 
-#[derive(Debug)]
+/// Where to go when a blob is exhausted.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    KeyEnd,
+    Quicklist { v2: bool, remaining: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
 enum ModuleTarget {
     /// A key's value: the module id is read first. `pre_ga` values (type 6) have no
     /// opcodes and stop the decoder once their module is known.
@@ -120,6 +248,17 @@ enum Shape {
     HashTtl,
 }
 
+impl Shape {
+    fn chunk(self) -> ChunkKind {
+        match self {
+            Shape::List => ChunkKind::List,
+            Shape::Set => ChunkKind::Set,
+            Shape::Zset => ChunkKind::Zset,
+            Shape::Hash | Shape::HashTtl => ChunkKind::Hash,
+        }
+    }
+}
+
 /// Layout of one separately stored element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemLayout {
@@ -138,84 +277,13 @@ enum ItemLayout {
     ValkeyHash2,
 }
 
-#[derive(Debug)]
-struct Items {
-    layout: ItemLayout,
-    /// Elements still to read, once the count is known.
-    remaining: Option<u64>,
-    /// Type 24's base for field expiries.
-    min_expire: i64,
-    acc: Acc,
-}
-
-/// A chunk being filled, with its approximate size.
-#[derive(Debug)]
-struct Acc {
-    chunk: Chunk,
-    len: usize,
-    bytes: usize,
-}
-
-impl Acc {
-    fn new(kind: Kind) -> Acc {
-        let chunk = match kind {
-            Kind::Set => Chunk::Set(Vec::new()),
-            Kind::Zset => Chunk::Zset(Vec::new()),
-            Kind::Hash => Chunk::Hash(Vec::new()),
-            _ => Chunk::List(Vec::new()),
-        };
-        Acc { chunk, len: 0, bytes: 0 }
-    }
-
-    fn full(&self, opts: &DecoderOptions) -> bool {
-        self.len >= opts.chunk_elements || self.bytes >= opts.chunk_bytes
-    }
-
-    fn push(&mut self, item: Item) {
-        self.len += 1;
-        self.bytes += item.size();
-        match (&mut self.chunk, item) {
-            (Chunk::List(v), Item::One(e)) | (Chunk::Set(v), Item::One(e)) => v.push(e),
-            (Chunk::Zset(v), Item::Scored(m, s)) => v.push((m, s)),
-            (Chunk::Hash(v), Item::Field(f)) => v.push(f),
-            // Items are built for the accumulator's own kind, so this cannot happen; it
-            // would only lose the item, never panic.
-            _ => debug_assert!(false, "item does not match the chunk kind"),
-        }
-    }
-
-    /// Takes the filled chunk, leaving an empty one of the same kind.
-    fn take(&mut self) -> Chunk {
-        let empty = match &self.chunk {
-            Chunk::Set(_) => Chunk::Set(Vec::new()),
-            Chunk::Zset(_) => Chunk::Zset(Vec::new()),
-            Chunk::Hash(_) => Chunk::Hash(Vec::new()),
-            _ => Chunk::List(Vec::new()),
-        };
-        self.len = 0;
-        self.bytes = 0;
-        std::mem::replace(&mut self.chunk, empty)
-    }
-}
-
-/// One element of a collection, ready for the accumulator.
-enum Item {
-    One(Elem),
-    Scored(Elem, f64),
-    Field(HashField),
-}
-
-impl Item {
-    fn size(&self) -> usize {
-        // Integers are counted as 8 bytes; the point is a bound, not an exact figure.
-        let n = |e: &Elem| match e {
-            Elem::Bytes(b) => b.len(),
-            Elem::Int(_) => 8,
-        };
+impl ItemLayout {
+    fn chunk(self) -> ChunkKind {
         match self {
-            Item::One(e) => n(e),
-            Item::Scored(e, _) => n(e) + 8,
-            Item::Field(f) => n(&f.field) + n(&f.value),
+            ItemLayout::List => ChunkKind::List,
+            ItemLayout::Set => ChunkKind::Set,
+            ItemLayout::ZsetText | ItemLayout::ZsetBinary => ChunkKind::Zset,
+            _ => ChunkKind::Hash,
         }
     }
 }
@@ -223,14 +291,14 @@ impl Item {
 /// What a state handler did.
 enum Step {
     /// Produced a record.
-    Emit(Record),
+    Emit(Ready),
     /// Changed state; run again.
     Continue,
     /// Needs more input.
     Need,
 }
 
-/// A record-level item as parsed, before its strings are materialized.
+/// A record-level item as parsed, before its strings are located.
 enum Op {
     Eof,
     SelectDb(u64),
@@ -265,6 +333,16 @@ const OP_EXPIRETIME: u8 = 0xfd;
 const OP_SELECTDB: u8 = 0xfe;
 const OP_EOF: u8 = 0xff;
 
+const QUICKLIST_PLAIN: u64 = 1;
+const QUICKLIST_PACKED: u64 = 2;
+
+const MODULE_OP_EOF: u64 = 0;
+const MODULE_OP_SINT: u64 = 1;
+const MODULE_OP_UINT: u64 = 2;
+const MODULE_OP_FLOAT: u64 = 3;
+const MODULE_OP_DOUBLE: u64 = 4;
+const MODULE_OP_STRING: u64 = 5;
+
 impl Default for Decoder {
     fn default() -> Self {
         Decoder::new()
@@ -281,17 +359,25 @@ impl Decoder {
     pub fn with_options(opts: DecoderOptions) -> Decoder {
         Decoder {
             opts,
-            buf: BytesMut::new(),
-            offset: 0,
+            buf: Vec::new(),
+            pos: 0,
+            base: 0,
             eof: false,
             crc: Crc64::new(),
+            crc_pos: 0,
             version: None,
             state: State::Header,
             need: "RDB header",
             db: 0,
             db_selected: false,
             prefix: KeyPrefix::default(),
-            key: None,
+            key: Vec::new(),
+            in_key: false,
+            out: Out::default(),
+            blob: Vec::new(),
+            module: Vec::new(),
+            ready: None,
+            raw_items: Vec::new(),
         }
     }
 
@@ -300,9 +386,9 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
-    /// Gives mutable access to the input buffer so a reader can fill it in place
-    /// (see [`RdbReader`](super::RdbReader)), avoiding a copy.
-    pub(crate) fn input_buffer(&mut self) -> &mut BytesMut {
+    /// The input buffer, for a reader to fill in place (see
+    /// [`RdbReader`](super::RdbReader)): bytes appended to it are input.
+    pub(crate) fn input_buffer(&mut self) -> &mut Vec<u8> {
         &mut self.buf
     }
 
@@ -319,7 +405,7 @@ impl Decoder {
 
     /// Bytes of the stream consumed so far (the offset of the next unread byte).
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.base + self.pos as u64
     }
 
     /// Whether the whole RDB, trailer included, has been decoded.
@@ -329,22 +415,40 @@ impl Decoder {
 
     /// Bytes fed but not consumed. After the end, these are bytes that followed the RDB.
     pub fn buffered(&self) -> &[u8] {
-        &self.buf
+        self.buf.get(self.pos..).unwrap_or_default()
     }
 
     /// The next record: `Ok(Some(record))`, or `Ok(None)` when more input is needed (or
-    /// after [`Record::End`]). After an error the decoder stays failed.
-    pub fn next_record(&mut self) -> Result<Option<Record>, Error> {
+    /// after [`Record::End`]). After an error the decoder stays failed. The record
+    /// borrows the decoder until the next call.
+    pub fn next_record(&mut self) -> Result<Option<Record<'_>>, Error> {
+        Ok(if self.advance()? { self.current() } else { None })
+    }
+
+    /// Runs the decoder until a record is ready (`true`) or more input is needed
+    /// (`false`). The record is then read with [`Decoder::current`]. Split from
+    /// `next_record` so that callers can loop over both without borrowing trouble.
+    pub fn advance(&mut self) -> Result<bool, Error> {
+        if self.ready.take().is_some() {
+            // The previous record has been seen: what it pointed into can go.
+            self.out.clear();
+        }
+        if self.out.is_empty() {
+            self.compact();
+        }
         loop {
             match self.step() {
-                Ok(Step::Emit(r)) => return Ok(Some(r)),
+                Ok(Step::Emit(r)) => {
+                    self.ready = Some(r);
+                    return Ok(true);
+                }
                 Ok(Step::Continue) => {}
                 Ok(Step::Need) => {
                     if matches!(self.state, State::Done) || !self.eof {
-                        return Ok(None);
+                        return Ok(false);
                     }
-                    let input_len = self.offset + self.buf.len() as u64;
-                    let err = Error::new(ErrorKind::Truncated { expected: self.need, input_len }, self.offset);
+                    let input_len = self.base + self.buf.len() as u64;
+                    let err = Error::new(ErrorKind::Truncated { expected: self.need, input_len }, self.offset());
                     return Err(self.fail(err));
                 }
                 Err(e) => return Err(self.fail(e)),
@@ -352,20 +456,92 @@ impl Decoder {
         }
     }
 
-    fn fail(&mut self, e: Error) -> Error {
-        self.state = State::Failed;
-        let in_db = self.db_selected || self.key.is_some();
-        e.with_key(in_db.then_some(self.db), self.key.clone())
+    /// The record [`Decoder::advance`] made ready, if any.
+    pub fn current(&self) -> Option<Record<'_>> {
+        let a = Arenas { input: &self.buf, scratch: &self.out.scratch, blob: &self.blob };
+        Some(match self.ready? {
+            Ready::Header(v) => Record::Header(v),
+            Ready::Aux(k, v) => Record::Aux { key: a.bytes(k), value: a.bytes(v) },
+            Ready::SelectDb(db) => Record::SelectDb { db },
+            Ready::ResizeDb(db_size, expires_size) => Record::ResizeDb { db_size, expires_size },
+            Ready::SlotInfo(slot, size, expires_size) => Record::SlotInfo { slot, size, expires_size },
+            Ready::SlotImport(job) => Record::SlotImport { job: a.bytes(job), ranges: &self.out.ranges },
+            Ready::Command => Record::Command { args: Elems::new(a, &self.out.elems) },
+            Ready::ModuleAux(module, when) => Record::ModuleAux { module, when, payload: &self.module },
+            Ready::Function(code) => Record::Function { code: a.bytes(code) },
+            Ready::FunctionPreGa(name, engine, description, code) => Record::FunctionPreGa {
+                name: a.bytes(name),
+                engine: a.bytes(engine),
+                description: description.map(|d| a.bytes(d)),
+                code: a.bytes(code),
+            },
+            Ready::Key { db, key, encoding, prefix } => Record::Key(KeyStart {
+                db,
+                key: a.bytes(key),
+                encoding,
+                expire_at_ms: prefix.expire_at_ms,
+                idle_seconds: prefix.idle_seconds,
+                lfu_freq: prefix.lfu_freq,
+            }),
+            Ready::String(s) => Record::Value(Chunk::String(a.get(s))),
+            Ready::Chunk(kind) => Record::Value(match kind {
+                ChunkKind::List => Chunk::List(Elems::new(a, &self.out.elems)),
+                ChunkKind::Set => Chunk::Set(Elems::new(a, &self.out.elems)),
+                ChunkKind::Zset => Chunk::Zset(Scored::new(a, &self.out.scored)),
+                ChunkKind::Hash => Chunk::Hash(Fields::new(a, &self.out.fields)),
+                ChunkKind::StreamEntries => Chunk::StreamEntries(Entries::new(a, &self.out.entries, &self.out.elems)),
+                ChunkKind::StreamPending => Chunk::StreamPending(&self.out.pel),
+                ChunkKind::StreamConsumerPending => Chunk::StreamConsumerPending(&self.out.ids),
+            }),
+            Ready::StreamMeta(m) => Record::Value(Chunk::StreamMeta(m)),
+            Ready::StreamGroup(name, last_delivered_id, entries_read) => {
+                Record::Value(Chunk::StreamGroup(StreamGroup { name: a.bytes(name), last_delivered_id, entries_read }))
+            }
+            Ready::StreamConsumer(name, seen_time_ms, active_time_ms) => {
+                Record::Value(Chunk::StreamConsumer(StreamConsumer { name: a.bytes(name), seen_time_ms, active_time_ms }))
+            }
+            Ready::Module(module) => Record::Value(Chunk::Module { module, payload: &self.module }),
+            Ready::KeyEnd => Record::KeyEnd,
+            Ready::End(c) => Record::End(c),
+        })
     }
 
-    /// Runs `parse` over the buffered bytes. On success the bytes it read are consumed
-    /// and returned (as one shared buffer, which the parsed positions index into).
-    fn attempt<T>(&mut self, parse: impl FnOnce(&mut Cur) -> Res<T>) -> Result<Option<(T, Bytes)>, Error> {
-        let mut cur = Cur::new(&self.buf, self.offset, self.opts.max_element_bytes);
+    /// Drops consumed input from the front of the buffer, when nothing points into it.
+    /// Only once at least half the buffer is consumed, so each byte is moved at most
+    /// about once however the input is split.
+    fn compact(&mut self) {
+        if self.pos >= COMPACT_AT.min(self.buf.len()) && self.pos * 2 >= self.buf.len() {
+            self.update_crc();
+            self.buf.drain(..self.pos);
+            self.base += self.pos as u64;
+            self.pos = 0;
+            self.crc_pos = 0;
+            // After one huge item, give the memory back.
+            if self.buf.capacity() > 4 * COMPACT_AT && self.buf.capacity() > 4 * self.buf.len() {
+                self.buf.shrink_to(self.buf.len().max(COMPACT_AT));
+            }
+        }
+    }
+
+    fn fail(&mut self, e: Error) -> Error {
+        self.state = State::Failed;
+        self.ready = None;
+        let in_db = self.db_selected || self.in_key;
+        e.with_key(in_db.then_some(self.db), self.in_key.then_some(&self.key[..]))
+    }
+
+    fn cursor(&self) -> Cur<'_> {
+        Cur::new(&self.buf, self.pos, self.base, self.opts.max_element_bytes)
+    }
+
+    /// Runs `parse` over the buffered bytes; on success the bytes it read are consumed.
+    fn attempt<T>(&mut self, parse: impl FnOnce(&mut Cur) -> Res<T>) -> Result<Option<T>, Error> {
+        let mut cur = self.cursor();
         match parse(&mut cur) {
             Ok(v) => {
-                let n = cur.pos();
-                Ok(Some((v, self.consume(n))))
+                let end = cur.pos();
+                self.consume_to(end);
+                Ok(Some(v))
             }
             Err(Fail::Need(what)) => {
                 self.need = what;
@@ -376,18 +552,19 @@ impl Decoder {
     }
 
     /// Parses up to `max` whole items from the buffer in one pass and consumes them
-    /// together; `None` when not even one is complete.
-    /// `fills` sees each item and says when the batch is big enough.
+    /// together; `None` when not even one is complete. `fills` sees each item and says
+    /// when the batch is big enough.
     fn batch<T>(
         &mut self,
         max: usize,
+        out: &mut Vec<T>,
         mut parse: impl FnMut(&mut Cur) -> Res<T>,
         mut fills: impl FnMut(&T) -> bool,
-    ) -> Result<Option<(Vec<T>, Bytes)>, Error> {
-        let mut out = Vec::new();
+    ) -> Result<bool, Error> {
+        let before = out.len();
         let done = self.attempt(|c| {
-            let mut last_good = 0;
-            while out.len() < max {
+            let mut last_good = c.pos();
+            while out.len() - before < max {
                 match parse(c) {
                     Ok(item) => {
                         let enough = fills(&item);
@@ -397,8 +574,10 @@ impl Decoder {
                             break;
                         }
                     }
-                    Err(Fail::Need(_)) if !out.is_empty() => {
-                        // Keep the whole items; the partial one is read again later.
+                    Err(_) if out.len() > before => {
+                        // Keep the whole items; the partial (or bad) one is read again
+                        // later, after the ones before it are placed, so errors come in
+                        // stream order whatever the input pieces.
                         c.rewind(last_good);
                         break;
                     }
@@ -407,34 +586,65 @@ impl Decoder {
             }
             Ok(())
         })?;
-        Ok(done.map(|((), consumed)| (out, consumed)))
+        Ok(done.is_some())
     }
 
-    /// Takes `n` bytes off the front of the buffer. Every consumed byte goes into the
-    /// CRC (the trailer reads the CRC before consuming itself).
-    fn consume(&mut self, n: usize) -> Bytes {
-        let chunk = self.buf.split_to(n).freeze();
-        self.crc.update(&chunk);
-        self.offset += n as u64;
-        chunk
+    /// Consumes input up to index `end`.
+    fn consume_to(&mut self, end: usize) {
+        self.pos = end.clamp(self.pos, self.buf.len());
     }
 
-    /// Turns a located string into bytes; `base` is the absolute offset of `consumed[0]`.
-    fn bytes(&self, consumed: &Bytes, base: u64, s: RawStr) -> Result<Bytes, Error> {
-        match s {
-            RawStr::Slice { start, end } => Ok(consumed.slice(start..end)),
-            RawStr::Int(i) => Ok(Bytes::copy_from_slice(itoa::Buffer::new().format(i).as_bytes())),
-            RawStr::Lzf { start, end, len } => lzf::decompress(&consumed[start..end], len)
-                .map(Bytes::from)
-                .map_err(|detail| Error::new(ErrorKind::Lzf { detail }, base + start as u64)),
+    /// Brings the CRC up to the consumed position.
+    fn update_crc(&mut self) {
+        if let Some(bytes) = self.buf.get(self.crc_pos..self.pos) {
+            self.crc.update(bytes);
+            self.crc_pos = self.pos;
         }
     }
 
-    fn elem(&self, consumed: &Bytes, base: u64, s: RawStr) -> Result<Elem, Error> {
-        match s {
-            RawStr::Int(i) => Ok(Elem::Int(i)),
-            _ => self.bytes(consumed, base, s).map(Elem::Bytes),
+    /// Locates a string that is shown as bytes (key names, aux fields, group names...):
+    /// like [`Decoder::locate`], but integer-encoded strings become their text.
+    fn locate_text(&mut self, s: RawStr) -> Result<ElemRef, Error> {
+        if let RawStr::Int(i) = s {
+            let start = self.out.scratch.len();
+            self.out.scratch.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+            return Ok(ElemRef::Span { src: Src::Scratch, start, len: self.out.scratch.len() - start });
         }
+        self.locate(s)
+    }
+
+    /// Locates a string: input slices stay where they are, LZF strings are
+    /// decompressed into the scratch arena.
+    fn locate(&mut self, s: RawStr) -> Result<ElemRef, Error> {
+        Ok(match s {
+            RawStr::Slice { start, end } => ElemRef::Span { src: Src::Input, start, len: end - start },
+            RawStr::Int(i) => ElemRef::Int(i),
+            RawStr::Lzf { start, end, len } => {
+                let at = self.base + start as u64;
+                let input = self.buf.get(start..end).unwrap_or_default();
+                let scratch_start = self.out.scratch.len();
+                lzf::decompress_into(input, len, &mut self.out.scratch)
+                    .map_err(|detail| Error::new(ErrorKind::Lzf { detail }, at))?;
+                ElemRef::Span { src: Src::Scratch, start: scratch_start, len }
+            }
+        })
+    }
+
+    /// Copies (or decompresses) a blob into the blob arena, replacing the previous one
+    /// (chunks never span blobs, so nothing points into it any more); returns where it is.
+    fn load_blob(&mut self, s: RawStr) -> Result<(usize, usize), Error> {
+        debug_assert_eq!(self.out.count, 0, "a chunk spans two blobs");
+        self.blob.clear();
+        let start = 0;
+        match s {
+            RawStr::Slice { start: a, end: b } => self.blob.extend_from_slice(self.buf.get(a..b).unwrap_or_default()),
+            RawStr::Int(i) => self.blob.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+            RawStr::Lzf { start: a, end: b, len } => {
+                lzf::decompress_into(self.buf.get(a..b).unwrap_or_default(), len, &mut self.blob)
+                    .map_err(|detail| Error::new(ErrorKind::Lzf { detail }, self.base + a as u64))?;
+            }
+        }
+        Ok((start, self.blob.len()))
     }
 
     fn step(&mut self) -> Result<Step, Error> {
@@ -447,19 +657,19 @@ impl Decoder {
                 self.state = State::Done;
                 Ok(Step::Need)
             }
-            State::Failed => Err(Error::new(ErrorKind::AfterError, self.offset)),
+            State::Failed => Err(Error::new(ErrorKind::AfterError, self.offset())),
             State::KeyEnd => {
                 self.state = State::Records;
-                self.key = None;
-                Ok(Step::Emit(Record::KeyEnd))
+                self.in_key = false;
+                Ok(Step::Emit(Ready::KeyEnd))
             }
             State::StringValue => self.string_value(),
-            State::Items(items) => self.items(items),
+            State::Items { layout, remaining, min_expire } => self.items(layout, remaining, min_expire),
             State::Blob { enc } => self.blob(enc),
-            State::BlobItems { iter, shape, acc, blob_at, then } => self.blob_items(iter, shape, acc, blob_at, then),
-            State::Quicklist { v2, remaining, acc } => self.quicklist(v2, remaining, acc),
+            State::BlobItems { iter, shape, start, end, at, then } => self.blob_items(iter, shape, start, end, at, then),
+            State::Quicklist { v2, remaining } => self.quicklist(v2, remaining),
             State::Stream(s) => self.stream(s),
-            State::ModuleOps { target, payload } => self.module_ops(target, payload),
+            State::ModuleOps { target } => self.module_ops(target),
         }
     }
 
@@ -469,14 +679,21 @@ impl Decoder {
         Ok(Step::Need)
     }
 
+    /// Emits the chunk being filled (if it has anything) and moves to `next`.
+    fn finish_chunk(&mut self, kind: ChunkKind, next: State) -> Result<Step, Error> {
+        self.state = next;
+        Ok(if self.out.count > 0 { Step::Emit(Ready::Chunk(kind)) } else { Step::Continue })
+    }
+
     fn header(&mut self) -> Result<Step, Error> {
         // Refuse non-RDB input as soon as its first bytes say so, not only after 9 bytes.
-        let seen = &self.buf[..self.buf.len().min(9)];
+        let seen = self.buffered();
+        let seen = &seen[..seen.len().min(9)];
         let plausible = |magic: &[u8]| magic.starts_with(&seen[..seen.len().min(magic.len())]);
         if !plausible(b"REDIS") && !plausible(b"VALKEY") {
             return Err(Error::new(ErrorKind::BadMagic { found: seen.to_vec() }, 0));
         }
-        let Some((h, _)) = self.attempt(|c| c.array::<9>("RDB header"))? else {
+        let Some(h) = self.attempt(|c| c.array::<9>("RDB header"))? else {
             return self.wait(State::Header);
         };
         let digits = |d: &[u8]| -> Option<u32> {
@@ -502,7 +719,7 @@ impl Decoder {
         }
         self.version = Some(version);
         self.state = State::Records;
-        Ok(Step::Emit(Record::Header(version)))
+        Ok(Step::Emit(Ready::Header(version)))
     }
 
     fn magic(&self) -> Magic {
@@ -511,133 +728,85 @@ impl Decoder {
 
     fn records(&mut self) -> Result<Step, Error> {
         let magic = self.magic();
-        let parsed = self.attempt(|c| {
-            let at = c.abs();
-            let op = c.u8("opcode or value type")?;
-            Ok(match op {
-                OP_EOF => Op::Eof,
-                OP_SELECTDB => Op::SelectDb(c.len("SELECTDB db number")?),
-                OP_EXPIRETIME => {
-                    let secs = i32::from_le_bytes(c.array("EXPIRETIME seconds")?);
-                    Op::Expire(secs as i64 * 1000)
-                }
-                OP_EXPIRETIME_MS => Op::Expire(c.i64_le("EXPIRETIME_MS milliseconds")?),
-                OP_IDLE => Op::Idle(c.len("IDLE seconds")?),
-                OP_FREQ => Op::Freq(c.u8("FREQ counter")?),
-                OP_RESIZEDB => Op::ResizeDb(c.len("RESIZEDB db size")?, c.len("RESIZEDB expires size")?),
-                OP_AUX => Op::Aux(c.str("AUX field name")?, c.str("AUX field value")?),
-                OP_MODULE_AUX => {
-                    let module = ModuleId(c.len("MODULE_AUX module id")?);
-                    let when_op = c.len("MODULE_AUX when opcode")?;
-                    if when_op != MODULE_OP_UINT {
-                        return Err(Fail::Bad(Error::corrupt(
-                            "module aux data",
-                            format!("expected the 'when' field (opcode 2), found opcode {when_op}"),
-                            at,
-                        )));
-                    }
-                    Op::ModuleAux(module, c.len("MODULE_AUX when")?)
-                }
-                OP_FUNCTION_PRE_GA => {
-                    let name = c.str("function name")?;
-                    let engine = c.str("function engine")?;
-                    let desc = match c.len("function description flag")? {
-                        0 => None,
-                        _ => Some(c.str("function description")?),
-                    };
-                    Op::FunctionPreGa(name, engine, desc, c.str("function code")?)
-                }
-                OP_FUNCTION2 => Op::Function(c.str("function library code")?),
-                OP_SLOT_INFO => Op::SlotInfo(
-                    c.len("SLOT_INFO slot")?,
-                    c.len("SLOT_INFO slot size")?,
-                    c.len("SLOT_INFO expires size")?,
-                ),
-                OP_VALKEY_SLOT_IMPORT if magic == Magic::Valkey => {
-                    let job = c.str("slot import job name")?;
-                    let n = c.len("slot import range count")?;
-                    let mut ranges = Vec::new();
-                    for _ in 0..n {
-                        ranges.push((c.len("slot import range start")?, c.len("slot import range end")?));
-                    }
-                    Op::SlotImport(job, ranges)
-                }
-                OP_VALKEY_UPDATE if magic == Magic::Valkey => Op::Command(c.resp_command("inline command")?),
-                t => match Encoding::from_type_byte(t, magic) {
-                    Some(enc) => Op::Key(enc, c.str("key name")?),
-                    None => return Err(Fail::Bad(Error::new(ErrorKind::UnknownType { byte: t }, at))),
-                },
-            })
-        })?;
-        let Some((op, consumed)) = parsed else {
+        let start = self.offset();
+        let Some(op) = self.attempt(|c| parse_op(c, magic))? else {
             return self.wait(State::Records);
         };
-        let base = self.offset - consumed.len() as u64;
-        if self.prefix.at.is_some() && !matches!(op, Op::Key(..) | Op::Expire(_) | Op::Idle(_) | Op::Freq(_)) {
-            return Err(Error::corrupt(
-                "key metadata",
-                "an EXPIRETIME/IDLE/FREQ opcode is not followed by a key",
-                self.prefix.at.unwrap_or(base),
-            ));
+        if let Some(at) = self.prefix.at {
+            if !matches!(op, Op::Key(..) | Op::Expire(_) | Op::Idle(_) | Op::Freq(_)) {
+                return Err(Error::corrupt("key metadata", "an EXPIRETIME/IDLE/FREQ opcode is not followed by a key", at));
+            }
         }
         self.state = State::Records;
-        let record = match op {
+        let ready = match op {
             Op::Eof => {
-                let has_trailer = self.version.is_some_and(|v| v.has_checksum());
-                if has_trailer {
+                if self.version.is_some_and(|v| v.has_checksum()) {
                     self.state = State::Trailer;
                     return Ok(Step::Continue);
                 }
                 self.state = State::Done;
-                Record::End(Checksum::Absent)
+                Ready::End(Checksum::Absent)
             }
             Op::SelectDb(db) => {
                 self.db = db;
                 self.db_selected = true;
-                Record::SelectDb { db }
+                Ready::SelectDb(db)
             }
             Op::Expire(ms) => {
                 self.prefix.expire_at_ms = Some(ms);
-                self.prefix.at.get_or_insert(base);
+                self.prefix.at.get_or_insert(start);
                 return Ok(Step::Continue);
             }
             Op::Idle(s) => {
                 self.prefix.idle_seconds = Some(s);
-                self.prefix.at.get_or_insert(base);
+                self.prefix.at.get_or_insert(start);
                 return Ok(Step::Continue);
             }
             Op::Freq(f) => {
                 self.prefix.lfu_freq = Some(f);
-                self.prefix.at.get_or_insert(base);
+                self.prefix.at.get_or_insert(start);
                 return Ok(Step::Continue);
             }
-            Op::ResizeDb(db_size, expires_size) => Record::ResizeDb { db_size, expires_size },
-            Op::Aux(k, v) => Record::Aux { key: self.bytes(&consumed, base, k)?, value: self.bytes(&consumed, base, v)? },
+            Op::ResizeDb(db_size, expires_size) => Ready::ResizeDb(db_size, expires_size),
+            Op::Aux(k, v) => Ready::Aux(self.locate_text(k)?, self.locate_text(v)?),
             Op::ModuleAux(module, when) => {
-                self.state = State::ModuleOps { target: ModuleTarget::Aux { module, when }, payload: Vec::new() };
+                self.module.clear();
+                self.state = State::ModuleOps { target: ModuleTarget::Aux { module, when } };
                 return Ok(Step::Continue);
             }
-            Op::FunctionPreGa(name, engine, desc, code) => Record::FunctionPreGa {
-                name: self.bytes(&consumed, base, name)?,
-                engine: self.bytes(&consumed, base, engine)?,
-                description: desc.map(|d| self.bytes(&consumed, base, d)).transpose()?,
-                code: self.bytes(&consumed, base, code)?,
-            },
-            Op::Function(code) => Record::Function { code: self.bytes(&consumed, base, code)? },
-            Op::SlotInfo(slot, size, expires_size) => Record::SlotInfo { slot, size, expires_size },
-            Op::SlotImport(job, ranges) => Record::SlotImport { job: self.bytes(&consumed, base, job)?, ranges },
-            Op::Command(args) => Record::Command {
-                args: args.into_iter().map(|a| self.bytes(&consumed, base, a)).collect::<Result<_, _>>()?,
-            },
-            Op::Key(enc, key) => return self.start_key(enc, self.bytes(&consumed, base, key)?),
+            Op::FunctionPreGa(name, engine, desc, code) => Ready::FunctionPreGa(
+                self.locate_text(name)?,
+                self.locate_text(engine)?,
+                desc.map(|d| self.locate_text(d)).transpose()?,
+                self.locate_text(code)?,
+            ),
+            Op::Function(code) => Ready::Function(self.locate_text(code)?),
+            Op::SlotInfo(slot, size, expires_size) => Ready::SlotInfo(slot, size, expires_size),
+            Op::SlotImport(job, ranges) => {
+                self.out.ranges = ranges;
+                Ready::SlotImport(self.locate_text(job)?)
+            }
+            Op::Command(args) => {
+                for a in args {
+                    let r = self.locate_text(a)?;
+                    self.out.elems.push(r);
+                }
+                Ready::Command
+            }
+            Op::Key(enc, key) => return self.start_key(enc, key),
         };
-        Ok(Step::Emit(record))
+        Ok(Step::Emit(ready))
     }
 
-    fn start_key(&mut self, encoding: Encoding, key: Bytes) -> Result<Step, Error> {
+    fn start_key(&mut self, encoding: Encoding, key: RawStr) -> Result<Step, Error> {
         let prefix = std::mem::take(&mut self.prefix);
-        self.key = Some(key.clone());
-        let items = |layout| State::Items(Items { layout, remaining: None, min_expire: 0, acc: Acc::new(encoding.kind()) });
+        let key = self.locate_text(key)?;
+        let arenas = Arenas { input: &self.buf, scratch: &self.out.scratch, blob: &self.blob };
+        let name = arenas.bytes(key);
+        self.key.clear();
+        self.key.extend_from_slice(name);
+        self.in_key = true;
+        let items = |layout| State::Items { layout, remaining: None, min_expire: 0 };
         self.state = match encoding {
             Encoding::String => State::StringValue,
             Encoding::List => items(ItemLayout::List),
@@ -658,112 +827,122 @@ impl Decoder {
             | Encoding::SetListpack
             | Encoding::HashListpackExPreGa
             | Encoding::HashListpackEx => State::Blob { enc: encoding },
-            Encoding::ListQuicklist | Encoding::ListQuicklist2 => State::Quicklist {
-                v2: encoding == Encoding::ListQuicklist2,
-                remaining: None,
-                acc: Acc::new(Kind::List),
-            },
+            Encoding::ListQuicklist | Encoding::ListQuicklist2 => {
+                State::Quicklist { v2: encoding == Encoding::ListQuicklist2, remaining: None }
+            }
             Encoding::StreamListpacks | Encoding::StreamListpacks2 | Encoding::StreamListpacks3 => {
                 State::Stream(stream::StreamState::new(encoding))
             }
-            Encoding::Module2 | Encoding::ModulePreGa => State::ModuleOps {
-                target: ModuleTarget::Value { module: None, pre_ga: encoding == Encoding::ModulePreGa },
-                payload: Vec::new(),
-            },
+            Encoding::Module2 | Encoding::ModulePreGa => {
+                self.module.clear();
+                State::ModuleOps {
+                    target: ModuleTarget::Value { module: None, pre_ga: encoding == Encoding::ModulePreGa },
+                }
+            }
         };
-        Ok(Step::Emit(Record::Key(KeyStart {
+        Ok(Step::Emit(Ready::Key {
             db: self.db,
             key,
             encoding,
-            expire_at_ms: prefix.expire_at_ms,
-            idle_seconds: prefix.idle_seconds,
-            lfu_freq: prefix.lfu_freq,
-        })))
+            prefix: KeyPrefixOut {
+                expire_at_ms: prefix.expire_at_ms,
+                idle_seconds: prefix.idle_seconds,
+                lfu_freq: prefix.lfu_freq,
+            },
+        }))
     }
 
     fn trailer(&mut self) -> Result<Step, Error> {
+        // Everything consumed so far, up to and including the EOF opcode.
+        self.update_crc();
         let computed = self.crc.value();
-        let Some((stored, _)) = self.attempt(|c| Ok(u64::from_le_bytes(c.array("CRC64 checksum trailer")?)))? else {
+        let Some(stored) = self.attempt(|c| Ok(u64::from_le_bytes(c.array("CRC64 checksum trailer")?)))? else {
             return self.wait(State::Trailer);
         };
         self.state = State::Done;
         if stored == 0 {
-            return Ok(Step::Emit(Record::End(Checksum::Disabled)));
+            return Ok(Step::Emit(Ready::End(Checksum::Disabled)));
         }
         if stored != computed {
-            return Err(Error::new(ErrorKind::ChecksumMismatch { stored, computed }, self.offset - 8));
+            return Err(Error::new(ErrorKind::ChecksumMismatch { stored, computed }, self.offset() - 8));
         }
-        Ok(Step::Emit(Record::End(Checksum::Verified(stored))))
+        Ok(Step::Emit(Ready::End(Checksum::Verified(stored))))
     }
 
     fn string_value(&mut self) -> Result<Step, Error> {
-        let Some((s, consumed)) = self.attempt(|c| c.str("string value"))? else {
+        let Some(s) = self.attempt(|c| c.str("string value"))? else {
             return self.wait(State::StringValue);
         };
-        let base = self.offset - consumed.len() as u64;
-        let value = self.elem(&consumed, base, s)?;
+        let value = self.locate(s)?;
         self.state = State::KeyEnd;
-        Ok(Step::Emit(Record::Value(Chunk::String(value))))
+        Ok(Step::Emit(Ready::String(value)))
     }
 
-    fn items(&mut self, mut items: Items) -> Result<Step, Error> {
-        let remaining = match items.remaining {
+    fn items(&mut self, layout: ItemLayout, remaining: Option<u64>, mut min_expire: i64) -> Result<Step, Error> {
+        let remaining = match remaining {
             Some(n) => n,
             None => {
-                let with_min_expire = items.layout == ItemLayout::HashMetadata;
+                let with_min_expire = layout == ItemLayout::HashMetadata;
                 let header = self.attempt(|c| {
                     let min = if with_min_expire { c.i64_le("hash minimum field expiry")? } else { 0 };
                     Ok((min, c.len("element count")?))
                 })?;
-                let Some(((min, n), _)) = header else {
-                    return self.wait(State::Items(items));
+                let Some((min, n)) = header else {
+                    return self.wait(State::Items { layout, remaining, min_expire });
                 };
-                items.min_expire = min;
+                min_expire = min;
                 n
             }
         };
-        let (layout, min_expire) = (items.layout, items.min_expire);
-        let mut left = remaining;
-        let room = self.opts.chunk_elements.saturating_sub(items.acc.len).max(1) as u64;
-        let want = left.min(room) as usize;
+        if remaining == 0 {
+            return self.finish_chunk(layout.chunk(), State::KeyEnd);
+        }
+        let room = self.opts.chunk_elements.saturating_sub(self.out.count).max(1) as u64;
+        let want = remaining.min(room) as usize;
         // Stop the batch where the chunk fills up by bytes too, so that chunk boundaries
         // do not depend on how the input was split.
-        let mut bytes = items.acc.bytes;
+        let mut bytes = self.out.bytes;
         let budget = self.opts.chunk_bytes;
         let fills = |item: &RawItem| {
             bytes += item.size();
             bytes >= budget
         };
-        let Some((parsed, consumed)) = self.batch(want, |c| parse_item(c, layout, min_expire), fills)? else {
-            items.remaining = Some(remaining);
-            return self.wait(State::Items(items));
-        };
-        let base = self.offset - consumed.len() as u64;
-        for raw in parsed {
-            let item = match raw {
-                RawItem::One(e) => Item::One(self.elem(&consumed, base, e)?),
-                RawItem::Scored(m, score) => Item::Scored(self.elem(&consumed, base, m)?, score),
-                RawItem::Field(f, v, expire_at_ms) => Item::Field(HashField {
-                    field: self.elem(&consumed, base, f)?,
-                    value: self.elem(&consumed, base, v)?,
-                    expire_at_ms,
-                }),
-            };
-            items.acc.push(item);
-            left -= 1;
+        let mut parsed = std::mem::take(&mut self.raw_items);
+        parsed.clear();
+        let got = self.batch(want, &mut parsed, |c| parse_item(c, layout, min_expire), fills);
+        if !got.inspect_err(|_| self.raw_items = Vec::new())? {
+            self.raw_items = parsed;
+            return self.wait(State::Items { layout, remaining: Some(remaining), min_expire });
         }
-        items.remaining = Some(left);
+        let left = remaining - parsed.len() as u64;
+        for raw in parsed.drain(..) {
+            let size = raw.size();
+            match raw {
+                RawItem::One(e) => {
+                    let r = self.locate(e)?;
+                    self.out.elems.push(r);
+                }
+                RawItem::Scored(m, score) => {
+                    let r = self.locate(m)?;
+                    self.out.scored.push((r, score));
+                }
+                RawItem::Field(f, v, expire_at_ms) => {
+                    let (field, value) = (self.locate(f)?, self.locate(v)?);
+                    self.out.fields.push(FieldRef { field, value, expire_at_ms });
+                }
+            }
+            self.out.add(size);
+        }
+        self.raw_items = parsed;
+        let next = State::Items { layout, remaining: Some(left), min_expire };
         if left == 0 {
-            let chunk = items.acc.take();
-            self.state = State::KeyEnd;
-            return Ok(if chunk_is_empty(&chunk) { Step::Continue } else { Step::Emit(Record::Value(chunk)) });
+            return self.finish_chunk(layout.chunk(), State::KeyEnd);
         }
-        if items.acc.full(&self.opts) {
-            let chunk = items.acc.take();
-            self.state = State::Items(items);
-            return Ok(Step::Emit(Record::Value(chunk)));
+        if self.out.full(&self.opts) {
+            self.state = next;
+            return Ok(Step::Emit(Ready::Chunk(layout.chunk())));
         }
-        self.state = State::Items(items);
+        self.state = next;
         Ok(Step::Continue)
     }
 
@@ -778,11 +957,11 @@ impl Decoder {
             let at = c.abs();
             Ok((c.str(enc.name())?, at))
         })?;
-        let Some(((raw, at), consumed)) = parsed else {
+        let Some((raw, at)) = parsed else {
             return self.wait(State::Blob { enc });
         };
-        let base = self.offset - consumed.len() as u64;
-        let blob = self.bytes(&consumed, base, raw)?;
+        let (start, end) = self.load_blob(raw)?;
+        let blob = self.blob.get(start..end).unwrap_or_default();
         let (iter, shape) = match enc {
             Encoding::HashZipmap => (Zipmap::new(blob).map(BlobIter::Zipmap), Shape::Hash),
             Encoding::ListZiplist => (Ziplist::new(blob).map(BlobIter::Ziplist), Shape::List),
@@ -795,156 +974,200 @@ impl Decoder {
             _ => (Listpack::new(blob).map(BlobIter::Listpack), Shape::HashTtl),
         };
         let iter = iter.map_err(|e| blob_error(e, at))?;
-        self.state = State::BlobItems { iter, shape, acc: Acc::new(enc.kind()), blob_at: at, then: Box::new(State::KeyEnd) };
+        self.state = State::BlobItems { iter, shape, start, end, at, then: Then::KeyEnd };
         Ok(Step::Continue)
     }
 
-    /// Moves elements from a decoded blob into chunks; when the blob is exhausted, the
-    /// last chunk goes out and the decoder moves on to `then`.
+    /// Moves elements from a decoded blob into the chunk, emitting it when full and when
+    /// the blob is exhausted.
     fn blob_items(
         &mut self,
         mut iter: BlobIter,
         shape: Shape,
-        mut acc: Acc,
-        blob_at: u64,
-        then: Box<State>,
+        start: usize,
+        end: usize,
+        at: u64,
+        then: Then,
     ) -> Result<Step, Error> {
-        let exhausted = fill_from_blob(&mut iter, shape, &mut acc, &self.opts).map_err(|e| blob_error(e, blob_at))?;
+        let blob = self.blob.get(start..end).unwrap_or_default();
+        let exhausted =
+            fill_from_blob(&mut iter, blob, start, shape, &mut self.out, &self.opts).map_err(|e| blob_error(e, at))?;
         if exhausted {
-            if matches!(*then, State::KeyEnd) {
-                let chunk = acc.take();
-                self.state = State::KeyEnd;
-                return Ok(if chunk_is_empty(&chunk) { Step::Continue } else { Step::Emit(Record::Value(chunk)) });
-            }
-            // A quicklist node is done: the chunk keeps filling from the next node.
-            self.state = match *then {
-                State::Quicklist { v2, remaining, .. } => State::Quicklist { v2, remaining, acc },
-                other => other,
+            // A chunk never spans two blobs, so only the current blob is ever held.
+            let next = match then {
+                Then::KeyEnd => State::KeyEnd,
+                Then::Quicklist { v2, remaining } => State::Quicklist { v2, remaining: Some(remaining) },
             };
-            return Ok(Step::Continue);
+            return self.finish_chunk(shape.chunk(), next);
         }
-        let chunk = acc.take();
-        self.state = State::BlobItems { iter, shape, acc, blob_at, then };
-        Ok(Step::Emit(Record::Value(chunk)))
+        self.state = State::BlobItems { iter, shape, start, end, at, then };
+        Ok(Step::Emit(Ready::Chunk(shape.chunk())))
     }
 
-    fn quicklist(&mut self, v2: bool, remaining: Option<u64>, mut acc: Acc) -> Result<Step, Error> {
+    fn quicklist(&mut self, v2: bool, remaining: Option<u64>) -> Result<Step, Error> {
         let remaining = match remaining {
             Some(n) => n,
             None => match self.attempt(|c| c.len("quicklist node count"))? {
-                Some((n, _)) => n,
-                None => return self.wait(State::Quicklist { v2, remaining, acc }),
+                Some(n) => n,
+                None => return self.wait(State::Quicklist { v2, remaining }),
             },
         };
         if remaining == 0 {
-            let chunk = acc.take();
-            self.state = State::KeyEnd;
-            return Ok(if chunk_is_empty(&chunk) { Step::Continue } else { Step::Emit(Record::Value(chunk)) });
+            return self.finish_chunk(ChunkKind::List, State::KeyEnd);
         }
         let parsed = self.attempt(|c| {
             let container = if v2 { c.len("quicklist node container")? } else { QUICKLIST_PACKED };
             let at = c.abs();
             Ok((container, c.str("quicklist node")?, at))
         })?;
-        let Some(((container, raw, at), consumed)) = parsed else {
-            return self.wait(State::Quicklist { v2, remaining: Some(remaining), acc });
+        let Some((container, raw, at)) = parsed else {
+            return self.wait(State::Quicklist { v2, remaining: Some(remaining) });
         };
-        let base = self.offset - consumed.len() as u64;
-        let node = self.bytes(&consumed, base, raw)?;
+        let (start, end) = self.load_blob(raw)?;
+        let node = self.blob.get(start..end).unwrap_or_default();
         if node.is_empty() {
             return Err(Error::corrupt("quicklist", "empty node", at));
         }
         let iter = match container {
-            QUICKLIST_PLAIN => BlobIter::Single(Some(Elem::Bytes(node))),
+            QUICKLIST_PLAIN => BlobIter::Single { done: false },
             QUICKLIST_PACKED if v2 => BlobIter::Listpack(Listpack::new(node).map_err(|e| blob_error(e, at))?),
             QUICKLIST_PACKED => BlobIter::Ziplist(Ziplist::new(node).map_err(|e| blob_error(e, at))?),
             other => {
-                return Err(Error::corrupt("quicklist", format!("node container {other} is neither 1 (plain) nor 2 (packed)"), at));
+                return Err(Error::corrupt(
+                    "quicklist",
+                    format!("node container {other} is neither 1 (plain) nor 2 (packed)"),
+                    at,
+                ));
             }
         };
-        let then = Box::new(State::Quicklist { v2, remaining: Some(remaining - 1), acc: Acc::new(Kind::List) });
-        self.state = State::BlobItems { iter, shape: Shape::List, acc, blob_at: at, then };
+        let then = Then::Quicklist { v2, remaining: remaining - 1 };
+        self.state = State::BlobItems { iter, shape: Shape::List, start, end, at, then };
         Ok(Step::Continue)
     }
 
     /// A module opcode stream: each opcode is read whole and its raw bytes are kept, so
     /// the value can be passed on unchanged to a server that has the module.
-    fn module_ops(&mut self, mut target: ModuleTarget, mut payload: Vec<u8>) -> Result<Step, Error> {
+    fn module_ops(&mut self, mut target: ModuleTarget) -> Result<Step, Error> {
         if let ModuleTarget::Value { module: None, pre_ga } = target {
-            let Some((id, consumed)) = self.attempt(|c| c.len("module type id"))? else {
-                return self.wait(State::ModuleOps { target, payload });
+            let start = self.pos;
+            let Some(id) = self.attempt(|c| c.len("module type id"))? else {
+                return self.wait(State::ModuleOps { target });
             };
             let module = ModuleId(id);
-            payload.extend_from_slice(&consumed);
             if pre_ga {
-                return Err(Error::new(ErrorKind::ModuleV1 { module: module.name() }, self.offset));
+                return Err(Error::new(ErrorKind::ModuleV1 { module: module.name() }, self.offset()));
             }
+            self.module.extend_from_slice(self.buf.get(start..self.pos).unwrap_or_default());
             target = ModuleTarget::Value { module: Some(module), pre_ga };
         }
         loop {
-            let limit = self.opts.max_element_bytes;
-            let parsed = self.attempt(|c| {
-                let at = c.abs();
-                let op = c.len("module opcode")?;
-                match op {
-                    MODULE_OP_EOF => {}
-                    MODULE_OP_SINT | MODULE_OP_UINT => {
-                        c.len("module integer")?;
-                    }
-                    MODULE_OP_FLOAT => {
-                        c.take(4, "module float")?;
-                    }
-                    MODULE_OP_DOUBLE => {
-                        c.take(8, "module double")?;
-                    }
-                    MODULE_OP_STRING => {
-                        c.str("module string")?;
-                    }
-                    other => {
-                        return Err(Fail::Bad(Error::corrupt("module value", format!("unknown module opcode {other}"), at)));
-                    }
-                }
-                Ok(op)
-            })?;
-            let Some((op, consumed)) = parsed else {
-                return self.wait(State::ModuleOps { target, payload });
+            let start = self.pos;
+            let Some(op) = self.attempt(parse_module_op)? else {
+                return self.wait(State::ModuleOps { target });
             };
-            if (payload.len() + consumed.len()) as u64 > limit {
-                return Err(Error::new(
-                    ErrorKind::TooLarge { what: "module value", len: (payload.len() + consumed.len()) as u64, limit },
-                    self.offset,
-                ));
+            let limit = self.opts.max_element_bytes;
+            let len = (self.module.len() + (self.pos - start)) as u64;
+            if len > limit {
+                return Err(Error::new(ErrorKind::TooLarge { what: "module value", len, limit }, self.offset()));
             }
-            payload.extend_from_slice(&consumed);
+            self.module.extend_from_slice(self.buf.get(start..self.pos).unwrap_or_default());
             if op != MODULE_OP_EOF {
                 continue;
             }
-            let payload = Bytes::from(payload);
             return Ok(Step::Emit(match target {
                 ModuleTarget::Value { module, .. } => {
                     self.state = State::KeyEnd;
-                    Record::Value(Chunk::Module { module: module.unwrap_or(ModuleId(0)), payload })
+                    Ready::Module(module.unwrap_or(ModuleId(0)))
                 }
                 ModuleTarget::Aux { module, when } => {
                     self.state = State::Records;
-                    Record::ModuleAux { module, when, payload }
+                    Ready::ModuleAux(module, when)
                 }
             }));
         }
     }
 }
 
-const QUICKLIST_PLAIN: u64 = 1;
-const QUICKLIST_PACKED: u64 = 2;
+/// Parses one record-level item: an opcode and its payload, or a type byte and key.
+fn parse_op(c: &mut Cur, magic: Magic) -> Res<Op> {
+    let at = c.abs();
+    let op = c.u8("opcode or value type")?;
+    Ok(match op {
+        OP_EOF => Op::Eof,
+        OP_SELECTDB => Op::SelectDb(c.len("SELECTDB db number")?),
+        OP_EXPIRETIME => Op::Expire(i32::from_le_bytes(c.array("EXPIRETIME seconds")?) as i64 * 1000),
+        OP_EXPIRETIME_MS => Op::Expire(c.i64_le("EXPIRETIME_MS milliseconds")?),
+        OP_IDLE => Op::Idle(c.len("IDLE seconds")?),
+        OP_FREQ => Op::Freq(c.u8("FREQ counter")?),
+        OP_RESIZEDB => Op::ResizeDb(c.len("RESIZEDB db size")?, c.len("RESIZEDB expires size")?),
+        OP_AUX => Op::Aux(c.str("AUX field name")?, c.str("AUX field value")?),
+        OP_MODULE_AUX => {
+            let module = ModuleId(c.len("MODULE_AUX module id")?);
+            let when_op = c.len("MODULE_AUX when opcode")?;
+            if when_op != MODULE_OP_UINT {
+                return Err(Fail::Bad(Error::corrupt(
+                    "module aux data",
+                    format!("expected the 'when' field (opcode 2), found opcode {when_op}"),
+                    at,
+                )));
+            }
+            Op::ModuleAux(module, c.len("MODULE_AUX when")?)
+        }
+        OP_FUNCTION_PRE_GA => {
+            let name = c.str("function name")?;
+            let engine = c.str("function engine")?;
+            let desc = match c.len("function description flag")? {
+                0 => None,
+                _ => Some(c.str("function description")?),
+            };
+            Op::FunctionPreGa(name, engine, desc, c.str("function code")?)
+        }
+        OP_FUNCTION2 => Op::Function(c.str("function library code")?),
+        OP_SLOT_INFO => {
+            Op::SlotInfo(c.len("SLOT_INFO slot")?, c.len("SLOT_INFO slot size")?, c.len("SLOT_INFO expires size")?)
+        }
+        OP_VALKEY_SLOT_IMPORT if magic == Magic::Valkey => {
+            let job = c.str("slot import job name")?;
+            let n = c.len("slot import range count")?;
+            let mut ranges = Vec::new();
+            for _ in 0..n {
+                ranges.push((c.len("slot import range start")?, c.len("slot import range end")?));
+            }
+            Op::SlotImport(job, ranges)
+        }
+        OP_VALKEY_UPDATE if magic == Magic::Valkey => Op::Command(c.resp_command("inline command")?),
+        t => match Encoding::from_type_byte(t, magic) {
+            Some(enc) => Op::Key(enc, c.str("key name")?),
+            None => return Err(Fail::Bad(Error::new(ErrorKind::UnknownType { byte: t }, at))),
+        },
+    })
+}
 
-const MODULE_OP_EOF: u64 = 0;
-const MODULE_OP_SINT: u64 = 1;
-const MODULE_OP_UINT: u64 = 2;
-const MODULE_OP_FLOAT: u64 = 3;
-const MODULE_OP_DOUBLE: u64 = 4;
-const MODULE_OP_STRING: u64 = 5;
+/// Parses one module opcode and its payload; returns the opcode.
+fn parse_module_op(c: &mut Cur) -> Res<u64> {
+    let at = c.abs();
+    let op = c.len("module opcode")?;
+    match op {
+        MODULE_OP_EOF => {}
+        MODULE_OP_SINT | MODULE_OP_UINT => {
+            c.len("module integer")?;
+        }
+        MODULE_OP_FLOAT => {
+            c.take(4, "module float")?;
+        }
+        MODULE_OP_DOUBLE => {
+            c.take(8, "module double")?;
+        }
+        MODULE_OP_STRING => {
+            c.str("module string")?;
+        }
+        other => return Err(Fail::Bad(Error::corrupt("module value", format!("unknown module opcode {other}"), at))),
+    }
+    Ok(op)
+}
 
-/// One separately stored collection element, located but not yet materialized.
+/// One separately stored collection element, located but not yet placed.
+#[derive(Debug)]
 enum RawItem {
     One(RawStr),
     Scored(RawStr, f64),
@@ -952,7 +1175,7 @@ enum RawItem {
 }
 
 impl RawItem {
-    /// Approximate size, counted the same way as [`Item::size`].
+    /// Approximate size in bytes (integers count 8), for cutting chunks by bytes.
     fn size(&self) -> usize {
         let n = |s: &RawStr| match *s {
             RawStr::Slice { start, end } => end - start,
@@ -1001,62 +1224,80 @@ fn parse_item(c: &mut Cur, layout: ItemLayout, min_expire: i64) -> Res<RawItem> 
     })
 }
 
-fn chunk_is_empty(chunk: &Chunk) -> bool {
-    match chunk {
-        Chunk::List(v) | Chunk::Set(v) => v.is_empty(),
-        Chunk::Zset(v) => v.is_empty(),
-        Chunk::Hash(v) => v.is_empty(),
-        _ => false,
-    }
-}
-
 /// Locates a blob error in the stream: the blob's offset, plus the offset inside it.
 fn blob_error(e: BlobError, blob_at: u64) -> Error {
     Error::corrupt(e.structure, e.detail, blob_at).with_inner_offset(e.offset as u64)
 }
 
-/// Reads an element of a compact blob as a number (zset scores, field expiries).
-fn elem_f64(e: &Elem) -> Option<f64> {
-    match e {
-        Elem::Int(i) => Some(*i as f64),
-        Elem::Bytes(b) => super::cursor::parse_double(b),
+/// A blob element as a position in the blob arena (the blob starts at `base`).
+fn in_blob(r: Raw, base: usize) -> ElemRef {
+    match r {
+        Raw::Span { start, len } => ElemRef::Span { src: Src::Blob, start: base + start, len },
+        Raw::Int(i) => ElemRef::Int(i),
     }
 }
 
-/// Pulls items out of `iter` into `acc` until the chunk is full (returns false) or
-/// the blob is exhausted (returns true).
-fn fill_from_blob(iter: &mut BlobIter, shape: Shape, acc: &mut Acc, opts: &DecoderOptions) -> Result<bool, BlobError> {
+/// The size a blob element counts for in a chunk.
+fn raw_size(r: Raw) -> usize {
+    match r {
+        Raw::Span { len, .. } => len,
+        Raw::Int(_) => 8,
+    }
+}
+
+/// Reads a blob element as a number (zset scores).
+fn raw_f64(r: Raw, blob: &[u8]) -> Option<f64> {
+    match r {
+        Raw::Int(i) => Some(i as f64),
+        Raw::Span { start, len } => super::cursor::parse_double(blob.get(start..start + len)?),
+    }
+}
+
+/// Pulls items out of `iter` into the chunk until it is full (returns false) or the
+/// blob is exhausted (returns true). `blob` is the blob, at `base` in the arena.
+fn fill_from_blob(
+    iter: &mut BlobIter,
+    blob: &[u8],
+    base: usize,
+    shape: Shape,
+    out: &mut Out,
+    opts: &DecoderOptions,
+) -> Result<bool, BlobError> {
     const NAME: &str = "compact value";
     let missing = |what: &str, pos: usize| BlobError::new(NAME, pos, format!("incomplete entry: {what} missing"));
-    while !acc.full(opts) {
+    while !out.full(opts) {
         let pos = iter.position();
-        let Some(first) = iter.next()? else {
+        let Some(first) = iter.next(blob)? else {
             return Ok(true);
         };
-        let item = match shape {
-            Shape::List | Shape::Set => Item::One(first),
+        match shape {
+            Shape::List | Shape::Set => {
+                out.elems.push(in_blob(first, base));
+                out.add(raw_size(first));
+            }
             Shape::Zset => {
-                let score = iter.next()?.ok_or_else(|| missing("score", pos))?;
-                let s = elem_f64(&score)
-                    .ok_or_else(|| BlobError::new(NAME, pos, "zset score is not a number"))?;
-                Item::Scored(first, s)
+                let score = iter.next(blob)?.ok_or_else(|| missing("score", pos))?;
+                let s = raw_f64(score, blob).ok_or_else(|| BlobError::new(NAME, pos, "zset score is not a number"))?;
+                out.scored.push((in_blob(first, base), s));
+                out.add(raw_size(first) + 8);
             }
             Shape::Hash => {
-                let value = iter.next()?.ok_or_else(|| missing("hash value", pos))?;
-                Item::Field(HashField { field: first, value, expire_at_ms: None })
+                let value = iter.next(blob)?.ok_or_else(|| missing("hash value", pos))?;
+                out.fields.push(FieldRef { field: in_blob(first, base), value: in_blob(value, base), expire_at_ms: None });
+                out.add(raw_size(first) + raw_size(value));
             }
             Shape::HashTtl => {
-                let value = iter.next()?.ok_or_else(|| missing("hash value", pos))?;
-                let ttl = iter.next()?.ok_or_else(|| missing("hash field expiry", pos))?;
+                let value = iter.next(blob)?.ok_or_else(|| missing("hash value", pos))?;
+                let ttl = iter.next(blob)?.ok_or_else(|| missing("hash field expiry", pos))?;
                 let expire_at_ms = match ttl {
-                    Elem::Int(0) => None,
-                    Elem::Int(t) if (1..=FIELD_EXPIRE_MAX as i64).contains(&t) => Some(t),
+                    Raw::Int(0) => None,
+                    Raw::Int(t) if (1..=FIELD_EXPIRE_MAX as i64).contains(&t) => Some(t),
                     _ => return Err(BlobError::new(NAME, pos, "hash field expiry is not a valid time")),
                 };
-                Item::Field(HashField { field: first, value, expire_at_ms })
+                out.fields.push(FieldRef { field: in_blob(first, base), value: in_blob(value, base), expire_at_ms });
+                out.add(raw_size(first) + raw_size(value));
             }
-        };
-        acc.push(item);
+        }
     }
     Ok(false)
 }

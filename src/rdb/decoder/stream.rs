@@ -15,11 +15,12 @@
 //! entries (`flags ms_diff seq_diff [num_fields field value ...] | [value ...] lp_count`),
 //! ids relative to the node key; flag 1 marks a deleted entry, flag 2 an entry whose fields
 //! are the master's.
+//!
+//! Entries of one node go out as one or more chunks; a chunk never spans two nodes, so
+//! only the current node's listpack is held.
 
-use bytes::Bytes;
-
-use super::{blob_error, Decoder, State, Step};
-use crate::rdb::compact::{listpack::Listpack, BlobError};
+use super::{blob_error, in_blob, Decoder, ElemRef, EntryRef, Ready, State, Step};
+use crate::rdb::compact::{listpack::Listpack, BlobError, Raw};
 use crate::rdb::cursor::{id_from_be, Cur, Res};
 use crate::rdb::error::Error;
 use crate::rdb::record::*;
@@ -34,19 +35,14 @@ const ENTRIES_READ_UNKNOWN: u64 = u64::MAX;
 pub(super) struct StreamState {
     encoding: Encoding,
     phase: Phase,
-    entries: Vec<StreamEntry>,
-    /// Approximate bytes held in `entries`.
-    entries_bytes: usize,
-    /// Pending entries of the current group not yet emitted.
-    pel: Vec<PendingEntry>,
-    /// Ids of the current consumer not yet emitted.
-    ids: Vec<StreamId>,
 }
 
 #[derive(Debug)]
 enum Phase {
     NodeCount,
-    Nodes { remaining: u64, node: Option<(StreamNode, u64)> },
+    /// Reading node `remaining` (from the end); `node` is the one being walked, its
+    /// listpack at `blob[start..end]`.
+    Nodes { remaining: u64, node: Option<Box<NodeWalk>> },
     Meta,
     Groups { remaining: u64 },
     Pel { groups_left: u64, remaining: u64 },
@@ -55,16 +51,17 @@ enum Phase {
     ConsumerPel { groups_left: u64, consumers_left: u64, remaining: u64 },
 }
 
+#[derive(Debug)]
+struct NodeWalk {
+    node: StreamNode,
+    start: usize,
+    end: usize,
+    at: u64,
+}
+
 impl StreamState {
     pub(super) fn new(encoding: Encoding) -> StreamState {
-        StreamState {
-            encoding,
-            phase: Phase::NodeCount,
-            entries: Vec::new(),
-            entries_bytes: 0,
-            pel: Vec::new(),
-            ids: Vec::new(),
-        }
+        StreamState { encoding, phase: Phase::NodeCount }
     }
 
     /// Types 19 and 21 carry first id, max deleted id, entries added and entries read.
@@ -77,37 +74,26 @@ impl Decoder {
     pub(super) fn stream(&mut self, mut s: StreamState) -> Result<Step, Error> {
         match std::mem::replace(&mut s.phase, Phase::NodeCount) {
             Phase::NodeCount => {
-                let Some((n, _)) = self.attempt(|c| c.len("stream node count"))? else {
+                let Some(n) = self.attempt(|c| c.len("stream node count"))? else {
                     return self.wait(State::Stream(s));
                 };
                 s.phase = Phase::Nodes { remaining: n, node: None };
                 self.continue_with(s)
             }
-            Phase::Nodes { remaining, node: Some((mut node, at)) } => {
-                let full = |s: &StreamState, opts: &crate::rdb::DecoderOptions| {
-                    s.entries.len() >= opts.chunk_elements || s.entries_bytes >= opts.chunk_bytes
-                };
-                while !full(&s, &self.opts) {
-                    match node.next().map_err(|e| blob_error(e, at))? {
-                        Some(entry) => {
-                            s.entries_bytes += entry.fields.iter().map(|(f, v)| f.len() + v.len()).sum::<usize>() + 16;
-                            s.entries.push(entry);
-                        }
-                        None => {
-                            s.phase = Phase::Nodes { remaining, node: None };
-                            return self.continue_with(s);
-                        }
-                    }
+            Phase::Nodes { remaining, node: Some(mut walk) } => {
+                let blob = self.blob.get(walk.start..walk.end).unwrap_or_default();
+                let exhausted = walk_node(&mut walk.node, blob, walk.start, &mut self.out, &self.opts)
+                    .map_err(|e| blob_error(e, walk.at))?;
+                s.phase = Phase::Nodes { remaining, node: (!exhausted).then_some(walk) };
+                if self.out.count == 0 {
+                    return self.continue_with(s);
                 }
-                s.phase = Phase::Nodes { remaining, node: Some((node, at)) };
-                self.emit_entries(s)
+                self.state = State::Stream(s);
+                Ok(Step::Emit(Ready::Chunk(super::ChunkKind::StreamEntries)))
             }
             Phase::Nodes { remaining: 0, node: None } => {
                 s.phase = Phase::Meta;
-                if s.entries.is_empty() {
-                    return self.continue_with(s);
-                }
-                self.emit_entries(s)
+                self.continue_with(s)
             }
             Phase::Nodes { remaining, node: None } => {
                 let parsed = self.attempt(|c| {
@@ -115,15 +101,20 @@ impl Decoder {
                     let at = c.abs();
                     Ok((key, c.str("stream node listpack")?, at))
                 })?;
-                let Some(((key, lp, at), consumed)) = parsed else {
+                let Some((key, lp, at)) = parsed else {
                     s.phase = Phase::Nodes { remaining, node: None };
                     return self.wait(State::Stream(s));
                 };
-                let base = self.offset - consumed.len() as u64;
-                let key = self.bytes(&consumed, base, key)?;
-                let lp = self.bytes(&consumed, base, lp)?;
-                let node = StreamNode::new(&key, lp).map_err(|e| blob_error(e, at))?;
-                s.phase = Phase::Nodes { remaining: remaining - 1, node: Some((node, at)) };
+                let key = self.locate_text(key)?;
+                let key = super::Arenas { input: &self.buf, scratch: &self.out.scratch, blob: &self.blob }.bytes(key);
+                let key: [u8; 16] = key
+                    .try_into()
+                    .map_err(|_| blob_error(BlobError::new(NAME, 0, format!("node key is {} bytes, not 16", key.len())), at))?;
+                let (start, end) = self.load_blob(lp)?;
+                let blob = self.blob.get(start..end).unwrap_or_default();
+                let node = StreamNode::new(&key, blob).map_err(|e| blob_error(e, at))?;
+                let walk = Box::new(NodeWalk { node, start, end, at });
+                s.phase = Phase::Nodes { remaining: remaining - 1, node: Some(walk) };
                 self.continue_with(s)
             }
             Phase::Meta => {
@@ -143,13 +134,13 @@ impl Decoder {
                     let groups = c.len("stream consumer group count")?;
                     Ok((StreamMeta { length, last_id, first_id, max_deleted_id, entries_added }, groups))
                 })?;
-                let Some(((meta, groups), _)) = parsed else {
+                let Some((meta, groups)) = parsed else {
                     s.phase = Phase::Meta;
                     return self.wait(State::Stream(s));
                 };
                 s.phase = Phase::Groups { remaining: groups };
                 self.state = State::Stream(s);
-                Ok(Step::Emit(Record::Value(Chunk::StreamMeta(meta))))
+                Ok(Step::Emit(Ready::StreamMeta(meta)))
             }
             Phase::Groups { remaining: 0 } => {
                 self.state = State::KeyEnd;
@@ -163,27 +154,29 @@ impl Decoder {
                     let read = if v2 { Some(c.len("consumer group entries read")?) } else { None };
                     Ok((name, last, read, c.len("consumer group pending count")?))
                 })?;
-                let Some(((name, last_delivered_id, read, pel), consumed)) = parsed else {
+                let Some((name, last_delivered_id, read, pel)) = parsed else {
                     s.phase = Phase::Groups { remaining };
                     return self.wait(State::Stream(s));
                 };
-                let base = self.offset - consumed.len() as u64;
-                let group = StreamGroup {
-                    name: self.bytes(&consumed, base, name)?,
-                    last_delivered_id,
-                    entries_read: read.filter(|&r| r != ENTRIES_READ_UNKNOWN),
-                };
+                let name = self.locate_text(name)?;
+                let entries_read = read.filter(|&r| r != ENTRIES_READ_UNKNOWN);
                 s.phase = Phase::Pel { groups_left: remaining - 1, remaining: pel };
                 self.state = State::Stream(s);
-                Ok(Step::Emit(Record::Value(Chunk::StreamGroup(group))))
+                Ok(Step::Emit(Ready::StreamGroup(name, last_delivered_id, entries_read)))
             }
             Phase::Pel { groups_left, remaining } => {
-                let next = Phase::ConsumerCount { groups_left };
-                let again = |left| Phase::Pel { groups_left, remaining: left };
-                self.stream_batch(s, remaining, next, pel_entry, again, |s| &mut s.pel, Chunk::StreamPending)
+                let mut pel = std::mem::take(&mut self.out.pel);
+                let got = self.stream_batch(remaining, &mut pel, pel_entry);
+                self.out.pel = pel;
+                let Some(left) = got? else {
+                    s.phase = Phase::Pel { groups_left, remaining };
+                    return self.wait(State::Stream(s));
+                };
+                let next = if left == 0 { Phase::ConsumerCount { groups_left } } else { Phase::Pel { groups_left, remaining: left } };
+                self.emit_batch(s, next, left, super::ChunkKind::StreamPending)
             }
             Phase::ConsumerCount { groups_left } => {
-                let Some((n, _)) = self.attempt(|c| c.len("consumer count"))? else {
+                let Some(n) = self.attempt(|c| c.len("consumer count"))? else {
                     s.phase = Phase::ConsumerCount { groups_left };
                     return self.wait(State::Stream(s));
                 };
@@ -202,27 +195,29 @@ impl Decoder {
                     let active = if with_active { Some(c.i64_le("consumer active time")?) } else { None };
                     Ok((name, seen, active, c.len("consumer pending count")?))
                 })?;
-                let Some(((name, seen_time_ms, active_time_ms, pel), consumed)) = parsed else {
+                let Some((name, seen_time_ms, active_time_ms, pel)) = parsed else {
                     s.phase = Phase::Consumers { groups_left, remaining };
                     return self.wait(State::Stream(s));
                 };
-                let base = self.offset - consumed.len() as u64;
-                let consumer = StreamConsumer { name: self.bytes(&consumed, base, name)?, seen_time_ms, active_time_ms };
+                let name = self.locate_text(name)?;
                 s.phase = Phase::ConsumerPel { groups_left, consumers_left: remaining - 1, remaining: pel };
                 self.state = State::Stream(s);
-                Ok(Step::Emit(Record::Value(Chunk::StreamConsumer(consumer))))
+                Ok(Step::Emit(Ready::StreamConsumer(name, seen_time_ms, active_time_ms)))
             }
             Phase::ConsumerPel { groups_left, consumers_left, remaining } => {
-                let next = Phase::Consumers { groups_left, remaining: consumers_left };
-                self.stream_batch(
-                    s,
-                    remaining,
-                    next,
-                    |c| c.id_raw("consumer pending id"),
-                    |left| Phase::ConsumerPel { groups_left, consumers_left, remaining: left },
-                    |s| &mut s.ids,
-                    Chunk::StreamConsumerPending,
-                )
+                let mut ids = std::mem::take(&mut self.out.ids);
+                let got = self.stream_batch(remaining, &mut ids, |c| c.id_raw("consumer pending id"));
+                self.out.ids = ids;
+                let Some(left) = got? else {
+                    s.phase = Phase::ConsumerPel { groups_left, consumers_left, remaining };
+                    return self.wait(State::Stream(s));
+                };
+                let next = if left == 0 {
+                    Phase::Consumers { groups_left, remaining: consumers_left }
+                } else {
+                    Phase::ConsumerPel { groups_left, consumers_left, remaining: left }
+                };
+                self.emit_batch(s, next, left, super::ChunkKind::StreamConsumerPending)
             }
         }
     }
@@ -232,50 +227,61 @@ impl Decoder {
         Ok(Step::Continue)
     }
 
-    fn emit_entries(&mut self, mut s: StreamState) -> Result<Step, Error> {
-        let entries = std::mem::take(&mut s.entries);
-        s.entries_bytes = 0;
-        self.state = State::Stream(s);
-        Ok(Step::Emit(Record::Value(Chunk::StreamEntries(entries))))
+    /// Reads fixed-layout items (pending entries, consumer ids) into `held`, up to a
+    /// chunk; returns how many of `remaining` are left, or `None` if none was complete.
+    fn stream_batch<T>(&mut self, remaining: u64, held: &mut Vec<T>, parse: impl Fn(&mut Cur) -> Res<T>) -> Result<Option<u64>, Error> {
+        if remaining == 0 {
+            return Ok(Some(0));
+        }
+        let size = self.opts.chunk_elements.max(1);
+        let room = size.saturating_sub(held.len()).max(1);
+        let before = held.len();
+        if !self.batch(remaining.min(room as u64) as usize, held, parse, |_| false)? {
+            return Ok(None);
+        }
+        let got = held.len() - before;
+        self.out.count += got;
+        Ok(Some(remaining - got as u64))
     }
 
-    /// Reads fixed-layout items (pending entries, consumer ids) into the state's `held`
-    /// list, emitting a chunk when it is full; once `remaining` reaches zero the rest
-    /// goes out and the stream moves on to `next`.
-    #[allow(clippy::too_many_arguments)]
-    fn stream_batch<T>(
-        &mut self,
-        mut s: StreamState,
-        remaining: u64,
-        next: Phase,
-        parse: impl Fn(&mut Cur) -> Res<T>,
-        again: impl Fn(u64) -> Phase,
-        held: impl Fn(&mut StreamState) -> &mut Vec<T>,
-        chunk: impl Fn(Vec<T>) -> Chunk,
-    ) -> Result<Step, Error> {
-        let size = self.opts.chunk_elements.max(1);
-        let room = size - held(&mut s).len().min(size - 1);
-        let max = remaining.min(room as u64) as usize;
-        let left = if max == 0 {
-            0
-        } else {
-            let Some((items, _)) = self.batch(max, parse, |_| false)? else {
-                s.phase = again(remaining);
-                return self.wait(State::Stream(s));
-            };
-            let left = remaining - items.len() as u64;
-            held(&mut s).extend(items);
-            left
-        };
-        s.phase = if left == 0 { next } else { again(left) };
-        let full = held(&mut s).len() >= size;
-        if (left == 0 || full) && !held(&mut s).is_empty() {
-            let items = std::mem::take(held(&mut s));
-            self.state = State::Stream(s);
-            return Ok(Step::Emit(Record::Value(chunk(items))));
+    /// After a batch: emits the chunk when it is full or the section is over.
+    fn emit_batch(&mut self, mut s: StreamState, next: Phase, left: u64, kind: super::ChunkKind) -> Result<Step, Error> {
+        s.phase = next;
+        let full = self.out.count >= self.opts.chunk_elements.max(1);
+        self.state = State::Stream(s);
+        if (left == 0 || full) && self.out.count > 0 {
+            return Ok(Step::Emit(Ready::Chunk(kind)));
         }
-        self.continue_with(s)
+        Ok(Step::Continue)
     }
+}
+
+/// Moves live entries of a node into the chunk until it is full (false) or the node
+/// is exhausted (true).
+fn walk_node(
+    node: &mut StreamNode,
+    blob: &[u8],
+    base: usize,
+    out: &mut super::Out,
+    opts: &crate::rdb::DecoderOptions,
+) -> Result<bool, BlobError> {
+    while !out.full(opts) {
+        let start = out.elems.len();
+        let Some(id) = node.next(blob, &mut out.elems, base)? else {
+            return Ok(true);
+        };
+        let len = out.elems.len() - start;
+        let bytes: usize = out.elems[start..]
+            .iter()
+            .map(|r| match r {
+                ElemRef::Span { len, .. } => *len,
+                ElemRef::Int(_) => 8,
+            })
+            .sum();
+        out.entries.push(EntryRef { id, start, len });
+        out.add(bytes + 16);
+    }
+    Ok(false)
 }
 
 fn pel_entry(c: &mut Cur) -> Res<PendingEntry> {
@@ -291,18 +297,19 @@ fn pel_entry(c: &mut Cur) -> Res<PendingEntry> {
 pub(super) struct StreamNode {
     lp: Listpack,
     master: StreamId,
-    master_fields: Vec<Elem>,
+    master_fields: Vec<Raw>,
     live: i64,
     deleted: i64,
     seen_live: i64,
     seen_deleted: i64,
 }
 
-fn int_of(e: Option<Elem>, what: &str, pos: usize) -> Result<i64, BlobError> {
+fn int_of(e: Option<Raw>, blob: &[u8], what: &str, pos: usize) -> Result<i64, BlobError> {
     match e {
-        Some(Elem::Int(i)) => Ok(i),
-        Some(Elem::Bytes(b)) => std::str::from_utf8(&b)
-            .ok()
+        Some(Raw::Int(i)) => Ok(i),
+        Some(Raw::Span { start, len }) => blob
+            .get(start..start + len)
+            .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| BlobError::new(NAME, pos, format!("{what} is not an integer"))),
         None => Err(BlobError::new(NAME, pos, format!("{what} missing"))),
@@ -310,34 +317,32 @@ fn int_of(e: Option<Elem>, what: &str, pos: usize) -> Result<i64, BlobError> {
 }
 
 impl StreamNode {
-    pub(super) fn new(key: &Bytes, lp: Bytes) -> Result<StreamNode, BlobError> {
-        let key: &[u8; 16] = key[..]
-            .try_into()
-            .map_err(|_| BlobError::new(NAME, 0, format!("node key is {} bytes, not 16", key.len())))?;
-        let mut lp = Listpack::new(lp)?;
-        let live = int_of(lp.next()?, "master entry count", lp.position())?;
-        let deleted = int_of(lp.next()?, "master deleted count", lp.position())?;
-        let num_fields = int_of(lp.next()?, "master field count", lp.position())?;
+    pub(super) fn new(key: &[u8; 16], blob: &[u8]) -> Result<StreamNode, BlobError> {
+        let mut lp = Listpack::new(blob)?;
+        let live = int_of(lp.next(blob)?, blob, "master entry count", lp.position())?;
+        let deleted = int_of(lp.next(blob)?, blob, "master deleted count", lp.position())?;
+        let num_fields = int_of(lp.next(blob)?, blob, "master field count", lp.position())?;
         if live < 0 || deleted < 0 || num_fields < 0 {
             return Err(BlobError::new(NAME, 6, "negative count in the master entry"));
         }
         let mut master_fields = Vec::new();
         for _ in 0..num_fields {
             let pos = lp.position();
-            master_fields.push(lp.next()?.ok_or_else(|| BlobError::new(NAME, pos, "master field missing"))?);
+            master_fields.push(lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "master field missing"))?);
         }
         let pos = lp.position();
-        if int_of(lp.next()?, "master entry terminator", pos)? != 0 {
+        if int_of(lp.next(blob)?, blob, "master entry terminator", pos)? != 0 {
             return Err(BlobError::new(NAME, pos, "master entry is not terminated by 0"));
         }
         Ok(StreamNode { lp, master: id_from_be(key), master_fields, live, deleted, seen_live: 0, seen_deleted: 0 })
     }
 
-    /// The next live entry; deleted entries are skipped.
-    pub(super) fn next(&mut self) -> Result<Option<StreamEntry>, BlobError> {
+    /// The next live entry's id, its fields and values appended to `fields` (as arena
+    /// positions, the node's listpack being at `base`); deleted entries are skipped.
+    pub(super) fn next(&mut self, blob: &[u8], fields: &mut Vec<ElemRef>, base: usize) -> Result<Option<StreamId>, BlobError> {
         loop {
             let pos = self.lp.position();
-            let Some(flags) = self.lp.next()? else {
+            let Some(flags) = self.lp.next(blob)? else {
                 if self.seen_live != self.live || self.seen_deleted != self.deleted {
                     return Err(BlobError::new(
                         NAME,
@@ -350,42 +355,46 @@ impl StreamNode {
                 }
                 return Ok(None);
             };
-            let flags = int_of(Some(flags), "entry flags", pos)?;
-            let ms_diff = int_of(self.lp.next()?, "entry id ms", pos)?;
-            let seq_diff = int_of(self.lp.next()?, "entry id seq", pos)?;
+            let flags = int_of(Some(flags), blob, "entry flags", pos)?;
+            let ms_diff = int_of(self.lp.next(blob)?, blob, "entry id ms", pos)?;
+            let seq_diff = int_of(self.lp.next(blob)?, blob, "entry id seq", pos)?;
             let id = StreamId {
                 ms: self.master.ms.wrapping_add(ms_diff as u64),
                 seq: self.master.seq.wrapping_add(seq_diff as u64),
             };
-            let mut fields = Vec::new();
+            let deleted = flags & FLAG_DELETED != 0;
+            let mark = fields.len();
             let elements = if flags & FLAG_SAMEFIELDS != 0 {
-                for f in &self.master_fields {
-                    let v = self.lp.next()?.ok_or_else(|| BlobError::new(NAME, pos, "entry value missing"))?;
-                    fields.push((f.clone(), v));
+                for i in 0..self.master_fields.len() {
+                    let v = self.lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "entry value missing"))?;
+                    fields.push(in_blob(self.master_fields[i], base));
+                    fields.push(in_blob(v, base));
                 }
                 self.master_fields.len() as i64 + 3
             } else {
-                let n = int_of(self.lp.next()?, "entry field count", pos)?;
+                let n = int_of(self.lp.next(blob)?, blob, "entry field count", pos)?;
                 if n < 0 {
                     return Err(BlobError::new(NAME, pos, "negative field count"));
                 }
                 for _ in 0..n {
-                    let f = self.lp.next()?.ok_or_else(|| BlobError::new(NAME, pos, "entry field missing"))?;
-                    let v = self.lp.next()?.ok_or_else(|| BlobError::new(NAME, pos, "entry value missing"))?;
-                    fields.push((f, v));
+                    let f = self.lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "entry field missing"))?;
+                    let v = self.lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "entry value missing"))?;
+                    fields.push(in_blob(f, base));
+                    fields.push(in_blob(v, base));
                 }
                 2 * n + 4
             };
-            let lp_count = int_of(self.lp.next()?, "entry element count", pos)?;
+            let lp_count = int_of(self.lp.next(blob)?, blob, "entry element count", pos)?;
             if lp_count != elements {
                 return Err(BlobError::new(NAME, pos, format!("entry says it has {lp_count} elements, it has {elements}")));
             }
-            if flags & FLAG_DELETED != 0 {
+            if deleted {
+                fields.truncate(mark);
                 self.seen_deleted += 1;
                 continue;
             }
             self.seen_live += 1;
-            return Ok(Some(StreamEntry { id, fields }));
+            return Ok(Some(id));
         }
     }
 }
