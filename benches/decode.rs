@@ -17,8 +17,9 @@
 //! Under `cargo test --all-targets` (criterion's test mode: no `--bench` argument) each
 //! benchmark runs once, on inputs a hundred times smaller, so the test run stays fast.
 //!
-//! Throughput is in bytes: RDB input bytes for `decode/*`, output bytes for the
-//! writers and encoders.
+//! Throughput is in bytes: RDB input bytes for `decode/*` and `decode+output/*` (records
+//! borrow the decoder, so the writers are timed together with decoding: subtract
+//! `decode/*` for their own share), output bytes for `resp/command/*`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -465,8 +466,11 @@ fn many_blobs(name: &str, version: u32, ty: u8, keys: usize, blob: impl Fn(usize
     Input { name: name.into(), rdb: rdb.finish(), expect: Census { keys, elements }, synthetic: true }
 }
 
+/// A hash field and its value: an integer (`Ok`) or text (`Err`).
+type Field = (Vec<u8>, Result<i64, Vec<u8>>);
+
 /// Ten fields per hash, like `HSET user:<i> name ... age ...`: text and small integers.
-fn hash_fields(i: usize) -> Vec<(Vec<u8>, Result<i64, Vec<u8>>)> {
+fn hash_fields(i: usize) -> Vec<Field> {
     (0..10)
         .map(|f| {
             let field = format!("field{f}").into_bytes();
@@ -659,20 +663,21 @@ fn fixture(version: &str) -> Input {
 // ---------------------------------------------------------------------------------
 // Decoding
 
-/// Decodes `rdb` fed in `FEED`-byte pieces, calling `f` on every record.
-fn decode_with(rdb: &[u8], mut f: impl FnMut(Record)) {
+/// Decodes `rdb` fed in `FEED`-byte pieces, calling `f` on every record (records
+/// borrow the decoder, so `f` sees each only until the next one is decoded).
+fn decode_with(rdb: &[u8], mut f: impl FnMut(&Record<'_>)) {
     let mut d = Decoder::new();
     let mut ended = false;
     for piece in rdb.chunks(FEED) {
         d.feed(piece);
         while let Some(r) = d.next_record().expect("decoding") {
-            f(r);
+            f(&r);
         }
     }
     d.finish();
     while let Some(r) = d.next_record().expect("decoding") {
         ended |= matches!(r, Record::End(_));
-        f(r);
+        f(&r);
     }
     assert!(ended || d.is_done(), "the decoder did not reach the end");
 }
@@ -688,12 +693,6 @@ fn census(rdb: &[u8]) -> Census {
         _ => {}
     });
     c
-}
-
-fn records(rdb: &[u8]) -> Vec<Record> {
-    let mut out = Vec::new();
-    decode_with(rdb, |r| out.push(r));
-    out
 }
 
 /// Checks the input decodes to what it was built with, and writes it out if asked.
@@ -768,65 +767,63 @@ fn crc64(c: &mut Criterion) {
     g.finish();
 }
 
-/// Inputs for the writers, decoded once up front.
-fn writer_inputs() -> Vec<(String, Vec<Record>)> {
-    [fixture("7.0.15"), strings_raw(), plain(4), plain(5), listpack_hash(), stream()]
+/// Inputs for the writers.
+fn writer_inputs() -> Vec<Input> {
+    [fixture("7.0.15"), strings_raw(), strings_lzf(), plain(4), plain(5), listpack_hash(), stream()]
         .into_iter()
-        .map(|i| (i.name, records(&i.rdb)))
+        .map(checked)
         .collect()
 }
 
-fn jsonl_once(records: &[Record], cap: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(cap);
-    let mut w = JsonlWriter::new(&mut out);
-    for r in records {
-        w.record(r).expect("writing jsonl");
-    }
+/// Decodes `rdb` into JSON Lines in `out` (cleared first).
+fn jsonl_once(rdb: &[u8], out: &mut Vec<u8>) -> usize {
+    out.clear();
+    let mut w = JsonlWriter::new(&mut *out);
+    decode_with(rdb, |r| w.record(r).expect("writing jsonl"));
     w.flush().expect("flushing jsonl");
     drop(w);
-    out
+    out.len()
 }
 
-fn resp_once(records: &[Record], cap: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(cap);
-    let mut w = CommandWriter::new(&mut out);
-    for r in records {
-        w.record(r).expect("writing resp");
-    }
+/// Decodes `rdb` into RESP commands in `out` (cleared first).
+fn resp_once(rdb: &[u8], out: &mut Vec<u8>) -> usize {
+    out.clear();
+    let mut w = CommandWriter::new(&mut *out);
+    decode_with(rdb, |r| w.record(r).expect("writing resp"));
     w.flush().expect("flushing resp");
     drop(w);
-    out
+    out.len()
 }
 
+/// Decodes `rdb` into a summary.
+fn summary_once(rdb: &[u8], _out: &mut Vec<u8>) -> usize {
+    let mut s = Summary::new();
+    decode_with(rdb, |r| s.record(r));
+    s.set_input_bytes(rdb.len() as u64);
+    s.to_text().len()
+}
+
+/// Decoding plus each output format, as `redis-ferry decode --format ...` does it minus
+/// the file I/O. Records borrow the decoder, so the writers cannot be timed apart from
+/// decoding: subtract `decode/*` for the writer's own share.
 fn writers(c: &mut Criterion) {
     let inputs = writer_inputs();
-    for (group, write) in [("output/jsonl", jsonl_once as fn(&[Record], usize) -> Vec<u8>), ("output/resp", resp_once)] {
+    type Write = fn(&[u8], &mut Vec<u8>) -> usize;
+    for (group, write) in [
+        ("decode+output/jsonl", jsonl_once as Write),
+        ("decode+output/resp", resp_once as Write),
+        ("decode+output/summary", summary_once as Write),
+    ] {
         let mut g = c.benchmark_group(group);
         configure(&mut g);
-        for (name, recs) in &inputs {
-            let len = write(recs, 0).len();
-            g.throughput(Throughput::Bytes(len as u64));
-            g.bench_function(name, |b| b.iter(|| write(black_box(recs), len).len()));
+        for input in &inputs {
+            let mut out = Vec::new();
+            write(&input.rdb, &mut out);
+            g.throughput(Throughput::Bytes(input.rdb.len() as u64));
+            g.bench_function(&input.name, |b| b.iter(|| write(black_box(&input.rdb), &mut out)));
         }
         g.finish();
     }
-    // The summary's cost per record; throughput in records' RDB bytes makes no sense
-    // here, so it is reported per record.
-    let mut g = c.benchmark_group("output/summary");
-    configure(&mut g);
-    for (name, recs) in &inputs {
-        g.throughput(Throughput::Elements(recs.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut s = Summary::new();
-                for r in black_box(recs) {
-                    s.record(r);
-                }
-                s.to_text().len()
-            })
-        });
-    }
-    g.finish();
 }
 
 fn resp_command(c: &mut Criterion) {

@@ -7,7 +7,7 @@ use std::fmt;
 const MAX_SHOWN: usize = 80;
 
 /// Displays bytes as a double-quoted string with non-printable bytes escaped (`\xff`,
-/// `\r`, `\n`, `\"`), like `redis-cli` does, cut after [`MAX_SHOWN`] bytes.
+/// `\r`, `\n`, `\"`), like `redis-cli` does, cut after 80 bytes.
 pub struct Printable<'a>(pub &'a [u8]);
 
 /// Debug-formats bytes in full as a byte-string literal, `b"..."` (for test output and

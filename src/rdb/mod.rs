@@ -6,6 +6,13 @@
 //! v1-v3, hashes with field TTLs, module values). See the crate's `README.md` for the
 //! format sources.
 //!
+//! # Using it
+//! Feed bytes with [`Decoder::feed`] and take records with [`Decoder::next_record`]
+//! (or [`Decoder::advance`] then [`Decoder::current`], which loop without borrowing
+//! trouble), or wrap any [`std::io::Read`] in an [`RdbReader`]. A [`Record`] borrows the
+//! decoder's buffers until the next call: keys and elements are slices of the input, so
+//! decoding copies nothing per element. Copy out what must live longer.
+//!
 //! # Memory
 //! The decoder holds at most one *item* plus one output chunk: an item is one element,
 //! one opcode, or one compact blob (a ziplist, listpack or intset, which servers cap by
