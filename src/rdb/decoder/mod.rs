@@ -136,8 +136,10 @@ impl Out {
         self.count == 0 && self.scratch.is_empty() && self.elems.is_empty()
     }
 
+    /// Whether the chunk is full. It always has room for one element, so that zero
+    /// limits cannot stall the decoder.
     fn full(&self, opts: &DecoderOptions) -> bool {
-        self.count >= opts.chunk_elements || self.bytes >= opts.chunk_bytes
+        self.count > 0 && (self.count >= opts.chunk_elements || self.bytes >= opts.chunk_bytes)
     }
 
     /// Counts one element of `bytes` bytes (integers count as 8).

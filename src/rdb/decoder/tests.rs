@@ -629,3 +629,14 @@ fn after_an_error_the_decoder_stays_failed() {
     d.feed(b"\x00\x01k\x01v\xff");
     assert!(matches!(d.next_record().unwrap_err().kind(), ErrorKind::AfterError));
 }
+
+#[test]
+fn zero_chunk_limits_still_make_progress() {
+    let mut rdb = Rdb::new("REDIS0010");
+    rdb.byte(10).str(b"l").str(&ziplist::build::ziplist(&[T::I(1), T::I(2), T::I(3)], false));
+    rdb.byte(1).str(b"m").len(2).str(b"a").str(b"b");
+    let opts = DecoderOptions { chunk_elements: 0, chunk_bytes: 0, ..DecoderOptions::default() };
+    let got = logical(&decode(&rdb.end(), 0, opts).unwrap());
+    assert_eq!(got[0].2, Value::List(vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]));
+    assert_eq!(got[1].2, Value::List(vec![b"a".to_vec(), b"b".to_vec()]));
+}
