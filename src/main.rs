@@ -121,13 +121,19 @@ fn decode(args: DecodeArgs) -> anyhow::Result<()> {
     match args.format {
         Format::Jsonl => {
             let mut w = JsonlWriter::new(output);
-            for_each_record(&mut reader, &what, |r| w.record(r))?;
+            if let Err(e) = for_each_record(&mut reader, &what, |r| w.record(r)) {
+                // Keep what was decoded, ending in valid JSON that says where it stopped.
+                w.abort(&format!("{e:#}")).context("writing output")?;
+                return Err(e);
+            }
             w.flush().context("writing output")?;
         }
         Format::Resp => {
             let mut w = CommandWriter::new(output);
-            for_each_record(&mut reader, &what, |r| w.record(r))?;
+            let decoded = for_each_record(&mut reader, &what, |r| w.record(r));
+            // Every command written is complete; on an error, what came before stays.
             w.flush().context("writing output")?;
+            decoded?;
             let notes = w.notes();
             if notes.module_aux_skipped > 0 {
                 eprintln!(
@@ -169,8 +175,11 @@ fn for_each_record<R: Read>(
     what: &str,
     mut f: impl FnMut(&Record) -> io::Result<()>,
 ) -> anyhow::Result<()> {
-    while let Some(r) = reader.next_record().with_context(|| format!("decoding {what}"))? {
-        f(&r).context("writing output")?;
+    loop {
+        match reader.next_record() {
+            Ok(Some(r)) => f(&r).context("writing output")?,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("decoding {what}"))),
+        }
     }
-    Ok(())
 }

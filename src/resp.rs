@@ -47,11 +47,6 @@ impl Command {
         self.arg(format_double(&mut b, d).as_bytes())
     }
 
-    /// Number of arguments so far, the command name included.
-    pub fn argc(&self) -> usize {
-        self.argc
-    }
-
     /// Appends the encoded command to `out`.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(b'*');
@@ -75,20 +70,6 @@ pub fn format_double(buf: &mut ryu::Buffer, d: f64) -> &str {
     }
 }
 
-/// Encodes a command given as a list of arguments.
-pub fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
-    out.push(b'*');
-    out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for a in args {
-        out.push(b'$');
-        out.extend_from_slice(itoa::Buffer::new().format(a.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,7 +82,7 @@ mod tests {
         c.encode_into(&mut out);
         assert_eq!(out, b"*6\r\n$4\r\nZADD\r\n$1\r\nk\r\n$3\r\n1.5\r\n$1\r\nm\r\n$4\r\n-inf\r\n$2\r\n-3\r\n");
         let mut out2 = Vec::new();
-        encode(&[b"GET", b""], &mut out2);
+        Command::new("GET").arg(b"").encode_into(&mut out2);
         assert_eq!(out2, b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n");
     }
 

@@ -106,10 +106,16 @@ fn resp_output_is_well_formed_commands() {
 fn bad_input_exits_3_with_offset_and_reason() {
     let data = std::fs::read(fixture("7.4.1/dump.rdb")).unwrap();
     let (_d, truncated) = temp_file(&data[..data.len() / 2]);
-    let o = run(&["decode", truncated.to_str().unwrap()]);
+    let o = run(&["decode", "--chunk-elements", "2", truncated.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3));
     let e = stderr(&o);
     assert!(e.contains("at byte offset") && e.contains("input ends after"), "{e}");
+    // What was decoded is kept, every line is valid JSON, and the last one says why
+    // the output stops.
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().filter(|l| l.get("key").is_some()).count() > 30);
+    assert!(lines.last().unwrap()["error"].as_str().unwrap().contains("input ends after"));
 
     let mut flipped = data.clone();
     flipped[data.len() / 3] ^= 0x01;

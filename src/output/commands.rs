@@ -288,16 +288,12 @@ impl<W: Write> CommandWriter<W> {
             Chunk::StreamConsumerPending(ids) => {
                 let Some(k) = &self.key else { return };
                 let (Some(group), Some(consumer)) = (&k.group, &k.consumer) else { return };
-                let mut cmds = Vec::with_capacity(ids.len());
                 for e in ids.iter().filter_map(|id| k.pel.get(id)) {
                     let mut c = Command::new("XCLAIM");
                     c.arg(&k.key).arg(group).arg(consumer).arg(b"0").arg(e.id.to_string().as_bytes());
                     c.arg(b"TIME").arg_int(e.delivery_time_ms).arg(b"RETRYCOUNT").arg_uint(e.delivery_count);
                     c.arg(b"FORCE").arg(b"JUSTID");
-                    cmds.push(c);
-                }
-                for c in &cmds {
-                    self.emit(c);
+                    c.encode_into(&mut self.buf);
                 }
             }
             Chunk::Module { payload, .. } => {

@@ -20,10 +20,12 @@
 //!   the value as stored after the type byte (module id and opcode stream)
 //!
 //! Other records: `{"rdb_version":N,"magic":"REDIS"}` first, `{"aux":S,"value":S}`,
-//! `{"function":S,"engine":S,"code":S}`, `{"module_aux":S,"when":N,"payload":S}`,
+//! `{"function":S,"engine":S,"code":S}` (plus `"description":S` for the pre-release
+//! 7.0-rc format), `{"module_aux":S,"when":N,"payload":S}`,
 //! `{"slot_import":S,"ranges":[[a,b],...]}`, `{"command":[S,...]}`, and last
 //! `{"eof":true,"checksum":"verified"|"disabled"|"absent"}`, which tells a reader the
-//! file was complete.
+//! file was complete. If decoding fails, the key being written is closed with
+//! `"incomplete":true` and the last line is `{"error":S}`.
 //!
 //! Memory: values are written as their chunks arrive. Only hash field expiries and one
 //! consumer group's pending entries (to pair each with its consumer) are held until the
@@ -113,7 +115,7 @@ impl<W: Write> JsonlWriter<W> {
                 self.buf.extend_from_slice(b"{\"module_aux\":");
                 write_json_str(&mut self.buf, &module.name());
                 self.buf.extend_from_slice(b",\"when\":");
-                self.int(*when as i64);
+                self.uint(*when);
                 self.buf.extend_from_slice(b",\"payload\":");
                 write_json_base64(&mut self.buf, payload);
                 self.buf.extend_from_slice(b"}\n");
@@ -430,7 +432,25 @@ impl<W: Write> JsonlWriter<W> {
         self.buf.extend_from_slice(b"]}");
     }
 
+    /// Ends the output after a decoding error: a key being written is closed as valid
+    /// JSON and marked `"incomplete": true`, then a last line `{"error": message}` says
+    /// why the output stops there, and everything is flushed.
+    pub fn abort(&mut self, message: &str) -> io::Result<()> {
+        if self.key.is_some() {
+            self.close_key(true);
+        }
+        self.buf.extend_from_slice(b"{\"error\":");
+        write_json_str(&mut self.buf, message);
+        self.buf.extend_from_slice(b"}\n");
+        self.flush()
+    }
+
     fn key_end(&mut self) {
+        self.close_key(false);
+    }
+
+    /// Closes the value of the current key and the key's object.
+    fn close_key(&mut self, incomplete: bool) {
         self.finish_group();
         let Some(key) = self.key.take() else { return };
         match key.kind {
@@ -452,7 +472,7 @@ impl<W: Write> JsonlWriter<W> {
             }
             Kind::Stream => {
                 if !key.stream.meta_written {
-                    // Only reachable on a stream cut short; keep the line valid JSON.
+                    // Only on a stream cut short; keep the line valid JSON.
                     self.buf.extend_from_slice(b"],\"groups\":[");
                 }
                 self.buf.extend_from_slice(b"]}");
@@ -462,6 +482,9 @@ impl<W: Write> JsonlWriter<W> {
                     self.buf.extend_from_slice(b"null");
                 }
             }
+        }
+        if incomplete {
+            self.buf.extend_from_slice(b",\"incomplete\":true");
         }
         self.buf.extend_from_slice(b"}\n");
     }

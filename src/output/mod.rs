@@ -88,11 +88,11 @@ pub fn function_header(code: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     Some((engine, name))
 }
 
-/// The code Redis 7.0 builds from a pre-release function record: a library header
-/// naming the engine and the function, then the body.
+/// The code Redis 7.0 builds from a pre-release function record (`#!%s name=%s\n%s`
+/// of engine, name and body, in `rdbFunctionLoad`).
 pub fn pre_ga_library_code(name: &[u8], engine: &[u8], code: &[u8]) -> Vec<u8> {
     let mut out = b"#!".to_vec();
-    out.extend_from_slice(&engine.to_ascii_lowercase());
+    out.extend_from_slice(engine);
     out.extend_from_slice(b" name=");
     out.extend_from_slice(name);
     out.push(b'\n');

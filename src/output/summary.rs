@@ -16,11 +16,14 @@ const BIGGEST: usize = 10;
 #[derive(Debug, Default)]
 pub struct Summary {
     version: Option<RdbVersion>,
-    aux: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Aux fields: name, first value, how many times the name appeared.
+    aux: Vec<(Vec<u8>, Vec<u8>, u64)>,
     lua_scripts: u64,
     functions: Vec<Vec<u8>>,
     module_aux: Vec<String>,
     dbs: BTreeMap<u64, DbStats>,
+    /// The db keys are being counted in, out of `dbs` while it is.
+    db_cache: Option<(u64, DbStats)>,
     biggest: BinaryHeap<Reverse<BigKey>>,
     /// The key being counted; its name is kept in `current_name`, a buffer reused from
     /// key to key, and copied only if the key makes the biggest list.
@@ -113,7 +116,12 @@ impl Summary {
         match record {
             Record::Header(v) => self.version = Some(*v),
             Record::Aux { key, .. } if &key[..] == b"lua" => self.lua_scripts += 1,
-            Record::Aux { key, value } => self.aux.push((key.to_vec(), value.to_vec())),
+            // An aux field can repeat (Valkey 8 in cluster mode writes `slot-info` per
+            // slot): keep the first value and count the others.
+            Record::Aux { key, value } => match self.aux.iter_mut().find(|(k, _, _)| k == key) {
+                Some((_, _, n)) => *n += 1,
+                None => self.aux.push((key.to_vec(), value.to_vec(), 1)),
+            },
             Record::Function { code } => {
                 self.functions.push(function_header(code).map(|(_, name)| name.to_vec()).unwrap_or_default());
             }
@@ -148,7 +156,14 @@ impl Summary {
             }
             Record::KeyEnd => {
                 let Some(cur) = self.current.take() else { return };
-                let db = self.dbs.entry(cur.db).or_default();
+                // Keys of one db come together: look the db up only when it changes.
+                if self.db_cache.as_ref().is_none_or(|(n, _)| *n != cur.db) {
+                    if let Some((n, stats)) = self.db_cache.take() {
+                        self.dbs.insert(n, stats);
+                    }
+                    self.db_cache = Some((cur.db, self.dbs.remove(&cur.db).unwrap_or_default()));
+                }
+                let Some((_, db)) = &mut self.db_cache else { return };
                 db.keys += 1;
                 db.with_expiry += cur.expires as u64;
                 let kind = &mut db.kinds[kind_index(cur.encoding.kind())];
@@ -170,9 +185,27 @@ impl Summary {
                     }
                 }
             }
-            Record::End(c) => self.checksum = Some(*c),
+            Record::End(c) => {
+                self.checksum = Some(*c);
+                self.settle();
+            }
             _ => {}
         }
+    }
+
+    /// Puts the db being counted back with the others.
+    fn settle(&mut self) {
+        if let Some((n, stats)) = self.db_cache.take() {
+            self.dbs.insert(n, stats);
+        }
+    }
+
+    /// Every db's statistics, in db order.
+    fn all_dbs(&self) -> Vec<(u64, &DbStats)> {
+        let mut dbs: Vec<(u64, &DbStats)> = self.dbs.iter().map(|(n, d)| (*n, d)).collect();
+        dbs.extend(self.db_cache.as_ref().map(|(n, d)| (*n, d)));
+        dbs.sort_by_key(|(n, _)| *n);
+        dbs
     }
 
     /// Records the size of the input.
@@ -202,8 +235,15 @@ impl Summary {
         let _ = writeln!(s, "RDB: {version}, {} bytes, checksum {}", self.bytes, self.checksum_text());
         if !self.aux.is_empty() {
             let _ = writeln!(s, "aux fields:");
-            for (k, v) in &self.aux {
-                let _ = writeln!(s, "  {} = {}", Printable(k), Printable(v));
+            for (k, v, n) in &self.aux {
+                match n {
+                    1 => {
+                        let _ = writeln!(s, "  {} = {}", Printable(k), Printable(v));
+                    }
+                    _ => {
+                        let _ = writeln!(s, "  {} = {} (and {} more)", Printable(k), Printable(v), n - 1);
+                    }
+                }
             }
         }
         if self.lua_scripts > 0 {
@@ -216,9 +256,10 @@ impl Summary {
         if !self.module_aux.is_empty() {
             let _ = writeln!(s, "module aux data: {}", self.module_aux.join(", "));
         }
-        let total: u64 = self.dbs.values().map(|d| d.keys).sum();
+        let dbs = self.all_dbs();
+        let total: u64 = dbs.iter().map(|(_, d)| d.keys).sum();
         let _ = writeln!(s, "keys: {total}");
-        for (db, d) in &self.dbs {
+        for (db, d) in dbs {
             let _ = writeln!(s, "db {db}: {} keys, {} with an expiry", d.keys, d.with_expiry);
             for (kind, k) in KINDS.iter().zip(&d.kinds).filter(|(_, k)| k.keys > 0) {
                 let enc: Vec<String> = k.encodings().map(|(e, n)| format!("{} {n}", e.name())).collect();
@@ -274,16 +315,18 @@ impl Summary {
                 None => "not reached",
             },
         );
-        o.extend_from_slice(b",\"aux\":{");
-        for (i, (k, v)) in self.aux.iter().enumerate() {
+        o.extend_from_slice(b",\"aux\":[");
+        for (i, (k, v, n)) in self.aux.iter().enumerate() {
             if i > 0 {
                 o.push(b',');
             }
+            o.extend_from_slice(b"{\"name\":");
             write_json_bytes(&mut o, k);
-            o.push(b':');
+            o.extend_from_slice(b",\"value\":");
             write_json_bytes(&mut o, v);
+            o.extend_from_slice(format!(",\"count\":{n}}}").as_bytes());
         }
-        o.extend_from_slice(format!("}},\"lua_scripts\":{},\"functions\":[", self.lua_scripts).as_bytes());
+        o.extend_from_slice(format!("],\"lua_scripts\":{},\"functions\":[", self.lua_scripts).as_bytes());
         for (i, f) in self.functions.iter().enumerate() {
             if i > 0 {
                 o.push(b',');
@@ -291,7 +334,7 @@ impl Summary {
             write_json_bytes(&mut o, f);
         }
         o.extend_from_slice(b"],\"dbs\":{");
-        for (i, (db, d)) in self.dbs.iter().enumerate() {
+        for (i, (db, d)) in self.all_dbs().into_iter().enumerate() {
             if i > 0 {
                 o.push(b',');
             }

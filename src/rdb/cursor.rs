@@ -193,23 +193,23 @@ impl<'a> Cur<'a> {
         Err(Fail::Bad(Error::corrupt("inline command", "malformed RESP header", at)))
     }
 
-    /// A RESP array of bulk strings (Valkey's inline command opcode).
-    pub(crate) fn resp_command(&mut self, what: &'static str) -> Res<Vec<RawStr>> {
-        let argc = self.resp_number(b'*', what)?;
-        let mut args = Vec::new();
-        for _ in 0..argc {
-            let at = self.pos;
-            let len = self.resp_number(b'$', what)?;
-            let len = self.check_len(len, what, at)?;
-            let start = self.pos;
-            self.take(len, what)?;
-            let end = self.pos;
-            if self.take(2, what)? != b"\r\n" {
-                return Err(Fail::Bad(Error::corrupt("inline command", "bulk string not followed by CRLF", self.abs() - 2)));
-            }
-            args.push(RawStr::Slice { start, end });
+    /// The header of a RESP array, `*<n>\r\n` (Valkey's inline command opcode).
+    pub(crate) fn resp_array_len(&mut self, what: &'static str) -> Res<u64> {
+        self.resp_number(b'*', what)
+    }
+
+    /// A RESP bulk string, `$<len>\r\n<bytes>\r\n`.
+    pub(crate) fn resp_bulk(&mut self, what: &'static str) -> Res<RawStr> {
+        let at = self.pos;
+        let len = self.resp_number(b'$', what)?;
+        let len = self.check_len(len, what, at)?;
+        let start = self.pos;
+        self.take(len, what)?;
+        let end = self.pos;
+        if self.take(2, what)? != b"\r\n" {
+            return Err(Fail::Bad(Error::corrupt("inline command", "bulk string not followed by CRLF", self.abs() - 2)));
         }
-        Ok(args)
+        Ok(RawStr::Slice { start, end })
     }
 
     /// A stream id stored as two length fields (`ms`, `seq`).

@@ -116,9 +116,11 @@ pub enum Record<'a> {
         /// The library code.
         code: &'a [u8],
     },
-    /// A function in the pre-release format of Redis 7.0-rc1/rc2 (opcode 0xF6).
+    /// A function library in the pre-release format of Redis 7.0-rc1/rc2 (opcode 0xF6):
+    /// one function per library, which Redis 7.0 loads as the library
+    /// `#!<engine> name=<name>` followed by the code.
     FunctionPreGa {
-        /// Function name.
+        /// Library (and function) name.
         name: &'a [u8],
         /// Engine name, e.g. `LUA`.
         engine: &'a [u8],

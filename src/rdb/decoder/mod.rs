@@ -31,6 +31,10 @@ const FIELD_EXPIRE_MAX: u64 = (1 << 48) - 1;
 /// Consumed input is dropped from the buffer once it is this big, or half the buffer.
 const COMPACT_AT: usize = 64 * 1024;
 
+/// An input buffer bigger than this (grown for one huge item) is shrunk once that item
+/// is consumed.
+const SHRINK_ABOVE: usize = 16 << 20;
+
 /// A streaming RDB decoder. Feed it bytes with [`Decoder::feed`], take records with
 /// [`Decoder::next_record`] until it returns `Ok(None)` (it needs more input), and call
 /// [`Decoder::finish`] when the input has ended so that a truncated RDB is reported.
@@ -76,6 +80,11 @@ pub struct Decoder {
     /// Whether a SELECTDB was seen (errors name the db only then, or inside a key).
     db_selected: bool,
     prefix: KeyPrefix,
+    /// The last stream's metadata, for [`Ready::StreamMeta`].
+    stream_meta: StreamMeta,
+    /// The current key's name and the metadata that came before it.
+    key_ref: ElemRef,
+    key_prefix: KeyPrefix,
     /// The key being decoded (a copy, for error messages), when `in_key`.
     key: Vec<u8>,
     in_key: bool,
@@ -91,14 +100,13 @@ pub struct Decoder {
     raw_items: Vec<RawItem>,
 }
 
-/// Metadata opcodes that apply to the next key.
+/// Metadata opcodes that apply to the next key. Like Redis 5.0+ loaders, other records
+/// may come between them and the key.
 #[derive(Debug, Default, Clone, Copy)]
 struct KeyPrefix {
     expire_at_ms: Option<i64>,
     idle_seconds: Option<u64>,
     lfu_freq: Option<u8>,
-    /// Offset of the first prefix opcode, to report one that is not followed by a key.
-    at: Option<u64>,
 }
 
 /// Positions of what the current record or chunk holds.
@@ -164,24 +172,20 @@ enum Ready {
     /// Payload in `module`.
     ModuleAux(ModuleId, u64),
     Function(ElemRef),
-    FunctionPreGa(ElemRef, ElemRef, Option<ElemRef>, ElemRef),
-    Key { db: u64, key: ElemRef, encoding: Encoding, prefix: KeyPrefixOut },
+    /// Name, engine, code and (if `true`) description in `out.elems`, in that order.
+    FunctionPreGa(bool),
+    /// The key's name and metadata are in `key_ref` and `key_prefix`.
+    Key(Encoding),
     String(ElemRef),
     Chunk(ChunkKind),
-    StreamMeta(StreamMeta),
+    /// The metadata is in `stream_meta`.
+    StreamMeta,
     StreamGroup(ElemRef, StreamId, Option<u64>),
     StreamConsumer(ElemRef, i64, Option<i64>),
     /// Payload in `module`.
     Module(ModuleId),
     KeyEnd,
     End(Checksum),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct KeyPrefixOut {
-    expire_at_ms: Option<i64>,
-    idle_seconds: Option<u64>,
-    lfu_freq: Option<u8>,
 }
 
 /// Which arena a finished chunk is in.
@@ -212,13 +216,19 @@ enum State {
     Items { layout: ItemLayout, remaining: Option<u64>, min_expire: i64 },
     /// A compact blob to read (after its optional 8-byte header).
     Blob { enc: Encoding },
-    /// Elements coming out of a decoded blob at `blob[start..end]`.
-    BlobItems { iter: BlobIter, shape: Shape, start: usize, end: usize, at: u64, then: Then },
+    /// Elements coming out of the decoded blob (the whole blob arena; `at` is where the
+    /// blob was in the stream, for errors).
+    BlobItems { iter: BlobIter, shape: Shape, at: u64, then: Then },
     /// Quicklist nodes (types 14, 18).
     Quicklist { v2: bool, remaining: Option<u64> },
     Stream(stream::StreamState),
     /// A module opcode stream (MODULE_2 value or MODULE_AUX).
     ModuleOps { target: ModuleTarget },
+    /// Valkey slot import ranges still to read (into `out.ranges`).
+    SlotImport { job: ElemRef, remaining: u64 },
+    /// Valkey inline command arguments still to read (into `out.elems`), and the bytes
+    /// read so far.
+    Command { remaining: u64, bytes: u64 },
 }
 
 /// Where to go when a blob is exhausted.
@@ -313,8 +323,10 @@ enum Op {
     FunctionPreGa(RawStr, RawStr, Option<RawStr>, RawStr),
     Function(RawStr),
     SlotInfo(u64, u64, u64),
-    SlotImport(RawStr, Vec<(u64, u64)>),
-    Command(Vec<RawStr>),
+    /// Job name and number of slot ranges that follow.
+    SlotImport(RawStr, u64),
+    /// Number of arguments that follow.
+    Command(u64),
     Key(Encoding, RawStr),
 }
 
@@ -334,6 +346,9 @@ const OP_EXPIRETIME_MS: u8 = 0xfc;
 const OP_EXPIRETIME: u8 = 0xfd;
 const OP_SELECTDB: u8 = 0xfe;
 const OP_EOF: u8 = 0xff;
+
+/// Slots in a Redis/Valkey cluster.
+const CLUSTER_SLOTS: u64 = 16384;
 
 const QUICKLIST_PLAIN: u64 = 1;
 const QUICKLIST_PACKED: u64 = 2;
@@ -373,6 +388,15 @@ impl Decoder {
             db: 0,
             db_selected: false,
             prefix: KeyPrefix::default(),
+            stream_meta: StreamMeta {
+                length: 0,
+                last_id: StreamId::default(),
+                first_id: None,
+                max_deleted_id: None,
+                entries_added: None,
+            },
+            key_ref: ElemRef::Int(0),
+            key_prefix: KeyPrefix::default(),
             key: Vec::new(),
             in_key: false,
             out: Out::default(),
@@ -461,31 +485,42 @@ impl Decoder {
     /// The record [`Decoder::advance`] made ready, if any.
     pub fn current(&self) -> Option<Record<'_>> {
         let a = Arenas { input: &self.buf, scratch: &self.out.scratch, blob: &self.blob };
-        Some(match self.ready? {
-            Ready::Header(v) => Record::Header(v),
-            Ready::Aux(k, v) => Record::Aux { key: a.bytes(k), value: a.bytes(v) },
-            Ready::SelectDb(db) => Record::SelectDb { db },
-            Ready::ResizeDb(db_size, expires_size) => Record::ResizeDb { db_size, expires_size },
-            Ready::SlotInfo(slot, size, expires_size) => Record::SlotInfo { slot, size, expires_size },
-            Ready::SlotImport(job) => Record::SlotImport { job: a.bytes(job), ranges: &self.out.ranges },
+        Some(match self.ready.as_ref()? {
+            Ready::Header(v) => Record::Header(*v),
+            Ready::Aux(k, v) => Record::Aux { key: a.bytes(*k), value: a.bytes(*v) },
+            Ready::SelectDb(db) => Record::SelectDb { db: *db },
+            Ready::ResizeDb(db_size, expires_size) => {
+                Record::ResizeDb { db_size: *db_size, expires_size: *expires_size }
+            }
+            Ready::SlotInfo(slot, size, expires_size) => {
+                Record::SlotInfo { slot: *slot, size: *size, expires_size: *expires_size }
+            }
+            Ready::SlotImport(job) => Record::SlotImport { job: a.bytes(*job), ranges: &self.out.ranges },
             Ready::Command => Record::Command { args: Elems::new(a, &self.out.elems) },
-            Ready::ModuleAux(module, when) => Record::ModuleAux { module, when, payload: &self.module },
-            Ready::Function(code) => Record::Function { code: a.bytes(code) },
-            Ready::FunctionPreGa(name, engine, description, code) => Record::FunctionPreGa {
-                name: a.bytes(name),
-                engine: a.bytes(engine),
-                description: description.map(|d| a.bytes(d)),
-                code: a.bytes(code),
-            },
-            Ready::Key { db, key, encoding, prefix } => Record::Key(KeyStart {
-                db,
-                key: a.bytes(key),
-                encoding,
-                expire_at_ms: prefix.expire_at_ms,
-                idle_seconds: prefix.idle_seconds,
-                lfu_freq: prefix.lfu_freq,
+            Ready::ModuleAux(module, when) => Record::ModuleAux { module: *module, when: *when, payload: &self.module },
+            Ready::Function(code) => Record::Function { code: a.bytes(*code) },
+            Ready::FunctionPreGa(with_description) => {
+                let parts = Elems::new(a, &self.out.elems);
+                let part = |i| match parts.get(i) {
+                    Elem::Bytes(b) => b,
+                    Elem::Int(_) => &[],
+                };
+                Record::FunctionPreGa {
+                    name: part(0),
+                    engine: part(1),
+                    code: part(2),
+                    description: with_description.then(|| part(3)),
+                }
+            }
+            Ready::Key(encoding) => Record::Key(KeyStart {
+                db: self.db,
+                key: a.bytes(self.key_ref),
+                encoding: *encoding,
+                expire_at_ms: self.key_prefix.expire_at_ms,
+                idle_seconds: self.key_prefix.idle_seconds,
+                lfu_freq: self.key_prefix.lfu_freq,
             }),
-            Ready::String(s) => Record::Value(Chunk::String(a.get(s))),
+            Ready::String(s) => Record::Value(Chunk::String(a.get(*s))),
             Ready::Chunk(kind) => Record::Value(match kind {
                 ChunkKind::List => Chunk::List(Elems::new(a, &self.out.elems)),
                 ChunkKind::Set => Chunk::Set(Elems::new(a, &self.out.elems)),
@@ -495,16 +530,22 @@ impl Decoder {
                 ChunkKind::StreamPending => Chunk::StreamPending(&self.out.pel),
                 ChunkKind::StreamConsumerPending => Chunk::StreamConsumerPending(&self.out.ids),
             }),
-            Ready::StreamMeta(m) => Record::Value(Chunk::StreamMeta(m)),
-            Ready::StreamGroup(name, last_delivered_id, entries_read) => {
-                Record::Value(Chunk::StreamGroup(StreamGroup { name: a.bytes(name), last_delivered_id, entries_read }))
-            }
+            Ready::StreamMeta => Record::Value(Chunk::StreamMeta(self.stream_meta)),
+            Ready::StreamGroup(name, last_delivered_id, entries_read) => Record::Value(Chunk::StreamGroup(StreamGroup {
+                name: a.bytes(*name),
+                last_delivered_id: *last_delivered_id,
+                entries_read: *entries_read,
+            })),
             Ready::StreamConsumer(name, seen_time_ms, active_time_ms) => {
-                Record::Value(Chunk::StreamConsumer(StreamConsumer { name: a.bytes(name), seen_time_ms, active_time_ms }))
+                Record::Value(Chunk::StreamConsumer(StreamConsumer {
+                    name: a.bytes(*name),
+                    seen_time_ms: *seen_time_ms,
+                    active_time_ms: *active_time_ms,
+                }))
             }
-            Ready::Module(module) => Record::Value(Chunk::Module { module, payload: &self.module }),
+            Ready::Module(module) => Record::Value(Chunk::Module { module: *module, payload: &self.module }),
             Ready::KeyEnd => Record::KeyEnd,
-            Ready::End(c) => Record::End(c),
+            Ready::End(c) => Record::End(*c),
         })
     }
 
@@ -518,9 +559,10 @@ impl Decoder {
             self.base += self.pos as u64;
             self.pos = 0;
             self.crc_pos = 0;
-            // After one huge item, give the memory back.
-            if self.buf.capacity() > 4 * COMPACT_AT && self.buf.capacity() > 4 * self.buf.len() {
-                self.buf.shrink_to(self.buf.len().max(COMPACT_AT));
+            // After a huge item, give the memory back (not after ordinary reads, which
+            // would only reallocate on the next one).
+            if self.buf.capacity() > SHRINK_ABOVE && self.buf.capacity() > 4 * self.buf.len() {
+                self.buf.shrink_to(self.buf.len().max(SHRINK_ABOVE / 4));
             }
         }
     }
@@ -615,6 +657,17 @@ impl Decoder {
         self.locate(s)
     }
 
+    /// Locates a string in the scratch arena (copying it there from the input if need
+    /// be), where it stays put however long the record takes to read.
+    fn locate_copy(&mut self, s: RawStr) -> Result<ElemRef, Error> {
+        if let RawStr::Slice { start, end } = s {
+            let at = self.out.scratch.len();
+            self.out.scratch.extend_from_slice(self.buf.get(start..end).unwrap_or_default());
+            return Ok(ElemRef::Span { src: Src::Scratch, start: at, len: end - start });
+        }
+        self.locate_text(s)
+    }
+
     /// Locates a string: input slices stay where they are, LZF strings are
     /// decompressed into the scratch arena.
     fn locate(&mut self, s: RawStr) -> Result<ElemRef, Error> {
@@ -633,11 +686,10 @@ impl Decoder {
     }
 
     /// Copies (or decompresses) a blob into the blob arena, replacing the previous one
-    /// (chunks never span blobs, so nothing points into it any more); returns where it is.
-    fn load_blob(&mut self, s: RawStr) -> Result<(usize, usize), Error> {
+    /// (chunks never span blobs, so nothing points into it any more).
+    fn load_blob(&mut self, s: RawStr) -> Result<(), Error> {
         debug_assert_eq!(self.out.count, 0, "a chunk spans two blobs");
         self.blob.clear();
-        let start = 0;
         match s {
             RawStr::Slice { start: a, end: b } => self.blob.extend_from_slice(self.buf.get(a..b).unwrap_or_default()),
             RawStr::Int(i) => self.blob.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
@@ -646,7 +698,7 @@ impl Decoder {
                     .map_err(|detail| Error::new(ErrorKind::Lzf { detail }, self.base + a as u64))?;
             }
         }
-        Ok((start, self.blob.len()))
+        Ok(())
     }
 
     fn step(&mut self) -> Result<Step, Error> {
@@ -668,10 +720,12 @@ impl Decoder {
             State::StringValue => self.string_value(),
             State::Items { layout, remaining, min_expire } => self.items(layout, remaining, min_expire),
             State::Blob { enc } => self.blob(enc),
-            State::BlobItems { iter, shape, start, end, at, then } => self.blob_items(iter, shape, start, end, at, then),
+            State::BlobItems { iter, shape, at, then } => self.blob_items(iter, shape, at, then),
             State::Quicklist { v2, remaining } => self.quicklist(v2, remaining),
             State::Stream(s) => self.stream(s),
             State::ModuleOps { target } => self.module_ops(target),
+            State::SlotImport { job, remaining } => self.slot_import(job, remaining),
+            State::Command { remaining, bytes } => self.command(remaining, bytes),
         }
     }
 
@@ -730,15 +784,9 @@ impl Decoder {
 
     fn records(&mut self) -> Result<Step, Error> {
         let magic = self.magic();
-        let start = self.offset();
         let Some(op) = self.attempt(|c| parse_op(c, magic))? else {
             return self.wait(State::Records);
         };
-        if let Some(at) = self.prefix.at {
-            if !matches!(op, Op::Key(..) | Op::Expire(_) | Op::Idle(_) | Op::Freq(_)) {
-                return Err(Error::corrupt("key metadata", "an EXPIRETIME/IDLE/FREQ opcode is not followed by a key", at));
-            }
-        }
         self.state = State::Records;
         let ready = match op {
             Op::Eof => {
@@ -756,17 +804,14 @@ impl Decoder {
             }
             Op::Expire(ms) => {
                 self.prefix.expire_at_ms = Some(ms);
-                self.prefix.at.get_or_insert(start);
                 return Ok(Step::Continue);
             }
             Op::Idle(s) => {
                 self.prefix.idle_seconds = Some(s);
-                self.prefix.at.get_or_insert(start);
                 return Ok(Step::Continue);
             }
             Op::Freq(f) => {
                 self.prefix.lfu_freq = Some(f);
-                self.prefix.at.get_or_insert(start);
                 return Ok(Step::Continue);
             }
             Op::ResizeDb(db_size, expires_size) => Ready::ResizeDb(db_size, expires_size),
@@ -776,24 +821,24 @@ impl Decoder {
                 self.state = State::ModuleOps { target: ModuleTarget::Aux { module, when } };
                 return Ok(Step::Continue);
             }
-            Op::FunctionPreGa(name, engine, desc, code) => Ready::FunctionPreGa(
-                self.locate_text(name)?,
-                self.locate_text(engine)?,
-                desc.map(|d| self.locate_text(d)).transpose()?,
-                self.locate_text(code)?,
-            ),
-            Op::Function(code) => Ready::Function(self.locate_text(code)?),
-            Op::SlotInfo(slot, size, expires_size) => Ready::SlotInfo(slot, size, expires_size),
-            Op::SlotImport(job, ranges) => {
-                self.out.ranges = ranges;
-                Ready::SlotImport(self.locate_text(job)?)
-            }
-            Op::Command(args) => {
-                for a in args {
-                    let r = self.locate_text(a)?;
+            Op::FunctionPreGa(name, engine, desc, code) => {
+                for part in [Some(name), Some(engine), Some(code), desc].into_iter().flatten() {
+                    let r = self.locate_text(part)?;
                     self.out.elems.push(r);
                 }
-                Ready::Command
+                Ready::FunctionPreGa(desc.is_some())
+            }
+            Op::Function(code) => Ready::Function(self.locate_text(code)?),
+            Op::SlotInfo(slot, size, expires_size) => Ready::SlotInfo(slot, size, expires_size),
+            Op::SlotImport(job, remaining) => {
+                // Copied, so that it stays put while the ranges are read.
+                let job = self.locate_copy(job)?;
+                self.state = State::SlotImport { job, remaining };
+                return Ok(Step::Continue);
+            }
+            Op::Command(remaining) => {
+                self.state = State::Command { remaining, bytes: 0 };
+                return Ok(Step::Continue);
             }
             Op::Key(enc, key) => return self.start_key(enc, key),
         };
@@ -842,16 +887,9 @@ impl Decoder {
                 }
             }
         };
-        Ok(Step::Emit(Ready::Key {
-            db: self.db,
-            key,
-            encoding,
-            prefix: KeyPrefixOut {
-                expire_at_ms: prefix.expire_at_ms,
-                idle_seconds: prefix.idle_seconds,
-                lfu_freq: prefix.lfu_freq,
-            },
-        }))
+        self.key_ref = key;
+        self.key_prefix = prefix;
+        Ok(Step::Emit(Ready::Key(encoding)))
     }
 
     fn trailer(&mut self) -> Result<Step, Error> {
@@ -911,8 +949,7 @@ impl Decoder {
         };
         let mut parsed = std::mem::take(&mut self.raw_items);
         parsed.clear();
-        let got = self.batch(want, &mut parsed, |c| parse_item(c, layout, min_expire), fills);
-        if !got.inspect_err(|_| self.raw_items = Vec::new())? {
+        if !self.batch(want, &mut parsed, |c| parse_item(c, layout, min_expire), fills)? {
             self.raw_items = parsed;
             return self.wait(State::Items { layout, remaining: Some(remaining), min_expire });
         }
@@ -948,6 +985,59 @@ impl Decoder {
         Ok(Step::Continue)
     }
 
+    /// Valkey's slot import record: ranges are read in batches, so a long record costs
+    /// no re-reading when the input comes in small pieces.
+    fn slot_import(&mut self, job: ElemRef, remaining: u64) -> Result<Step, Error> {
+        if remaining > 0 {
+            let mut ranges = std::mem::take(&mut self.out.ranges);
+            let before = ranges.len();
+            let parse = |c: &mut Cur| Ok((c.len("slot import range start")?, c.len("slot import range end")?));
+            let got = self.batch(remaining.min(CLUSTER_SLOTS) as usize, &mut ranges, parse, |_| false);
+            self.out.ranges = ranges;
+            if !got? {
+                return self.wait(State::SlotImport { job, remaining });
+            }
+            let read = (self.out.ranges.len() - before) as u64;
+            self.state = State::SlotImport { job, remaining: remaining - read };
+            return Ok(Step::Continue);
+        }
+        self.state = State::Records;
+        Ok(Step::Emit(Ready::SlotImport(job)))
+    }
+
+    /// Valkey's inline command record: arguments are read in batches (they point into
+    /// the input, which is kept until the record is handed out); the command as a whole
+    /// is held to [`DecoderOptions::max_element_bytes`].
+    fn command(&mut self, remaining: u64, mut bytes: u64) -> Result<Step, Error> {
+        if remaining > 0 {
+            let mut args = std::mem::take(&mut self.raw_items);
+            args.clear();
+            let want = remaining.min(self.opts.chunk_elements.max(1) as u64) as usize;
+            let got = self.batch(want, &mut args, |c| Ok(RawItem::One(c.resp_bulk("inline command argument")?)), |_| false);
+            if !got? {
+                self.raw_items = args;
+                return self.wait(State::Command { remaining, bytes });
+            }
+            let read = args.len() as u64;
+            for raw in args.drain(..) {
+                bytes += raw.size() as u64;
+                if let RawItem::One(a) = raw {
+                    let r = self.locate(a)?;
+                    self.out.elems.push(r);
+                }
+            }
+            self.raw_items = args;
+            let limit = self.opts.max_element_bytes;
+            if bytes > limit {
+                return Err(Error::new(ErrorKind::TooLarge { what: "inline command", len: bytes, limit }, self.offset()));
+            }
+            self.state = State::Command { remaining: remaining - read, bytes };
+            return Ok(Step::Continue);
+        }
+        self.state = State::Records;
+        Ok(Step::Emit(Ready::Command))
+    }
+
     fn blob(&mut self, enc: Encoding) -> Result<Step, Error> {
         let with_min_expire = enc == Encoding::HashListpackEx;
         let parsed = self.attempt(|c| {
@@ -962,8 +1052,8 @@ impl Decoder {
         let Some((raw, at)) = parsed else {
             return self.wait(State::Blob { enc });
         };
-        let (start, end) = self.load_blob(raw)?;
-        let blob = self.blob.get(start..end).unwrap_or_default();
+        self.load_blob(raw)?;
+        let blob = &self.blob[..];
         let (iter, shape) = match enc {
             Encoding::HashZipmap => (Zipmap::new(blob).map(BlobIter::Zipmap), Shape::Hash),
             Encoding::ListZiplist => (Ziplist::new(blob).map(BlobIter::Ziplist), Shape::List),
@@ -976,24 +1066,15 @@ impl Decoder {
             _ => (Listpack::new(blob).map(BlobIter::Listpack), Shape::HashTtl),
         };
         let iter = iter.map_err(|e| blob_error(e, at))?;
-        self.state = State::BlobItems { iter, shape, start, end, at, then: Then::KeyEnd };
+        self.state = State::BlobItems { iter, shape, at, then: Then::KeyEnd };
         Ok(Step::Continue)
     }
 
     /// Moves elements from a decoded blob into the chunk, emitting it when full and when
     /// the blob is exhausted.
-    fn blob_items(
-        &mut self,
-        mut iter: BlobIter,
-        shape: Shape,
-        start: usize,
-        end: usize,
-        at: u64,
-        then: Then,
-    ) -> Result<Step, Error> {
-        let blob = self.blob.get(start..end).unwrap_or_default();
+    fn blob_items(&mut self, mut iter: BlobIter, shape: Shape, at: u64, then: Then) -> Result<Step, Error> {
         let exhausted =
-            fill_from_blob(&mut iter, blob, start, shape, &mut self.out, &self.opts).map_err(|e| blob_error(e, at))?;
+            fill_from_blob(&mut iter, &self.blob, shape, &mut self.out, &self.opts).map_err(|e| blob_error(e, at))?;
         if exhausted {
             // A chunk never spans two blobs, so only the current blob is ever held.
             let next = match then {
@@ -1002,7 +1083,7 @@ impl Decoder {
             };
             return self.finish_chunk(shape.chunk(), next);
         }
-        self.state = State::BlobItems { iter, shape, start, end, at, then };
+        self.state = State::BlobItems { iter, shape, at, then };
         Ok(Step::Emit(Ready::Chunk(shape.chunk())))
     }
 
@@ -1025,8 +1106,8 @@ impl Decoder {
         let Some((container, raw, at)) = parsed else {
             return self.wait(State::Quicklist { v2, remaining: Some(remaining) });
         };
-        let (start, end) = self.load_blob(raw)?;
-        let node = self.blob.get(start..end).unwrap_or_default();
+        self.load_blob(raw)?;
+        let node = &self.blob[..];
         if node.is_empty() {
             return Err(Error::corrupt("quicklist", "empty node", at));
         }
@@ -1043,7 +1124,7 @@ impl Decoder {
             }
         };
         let then = Then::Quicklist { v2, remaining: remaining - 1 };
-        self.state = State::BlobItems { iter, shape: Shape::List, start, end, at, then };
+        self.state = State::BlobItems { iter, shape: Shape::List, at, then };
         Ok(Step::Continue)
     }
 
@@ -1131,13 +1212,16 @@ fn parse_op(c: &mut Cur, magic: Magic) -> Res<Op> {
         OP_VALKEY_SLOT_IMPORT if magic == Magic::Valkey => {
             let job = c.str("slot import job name")?;
             let n = c.len("slot import range count")?;
-            let mut ranges = Vec::new();
-            for _ in 0..n {
-                ranges.push((c.len("slot import range start")?, c.len("slot import range end")?));
+            if n > CLUSTER_SLOTS {
+                return Err(Fail::Bad(Error::corrupt(
+                    "slot import",
+                    format!("{n} slot ranges, but a cluster has {CLUSTER_SLOTS} slots"),
+                    at,
+                )));
             }
-            Op::SlotImport(job, ranges)
+            Op::SlotImport(job, n)
         }
-        OP_VALKEY_UPDATE if magic == Magic::Valkey => Op::Command(c.resp_command("inline command")?),
+        OP_VALKEY_UPDATE if magic == Magic::Valkey => Op::Command(c.resp_array_len("inline command")?),
         t => match Encoding::from_type_byte(t, magic) {
             Some(enc) => Op::Key(enc, c.str("key name")?),
             None => return Err(Fail::Bad(Error::new(ErrorKind::UnknownType { byte: t }, at))),
@@ -1231,10 +1315,10 @@ fn blob_error(e: BlobError, blob_at: u64) -> Error {
     Error::corrupt(e.structure, e.detail, blob_at).with_inner_offset(e.offset as u64)
 }
 
-/// A blob element as a position in the blob arena (the blob starts at `base`).
-fn in_blob(r: Raw, base: usize) -> ElemRef {
+/// A blob element as a position in the blob arena.
+fn in_blob(r: Raw) -> ElemRef {
     match r {
-        Raw::Span { start, len } => ElemRef::Span { src: Src::Blob, start: base + start, len },
+        Raw::Span { start, len } => ElemRef::Span { src: Src::Blob, start, len },
         Raw::Int(i) => ElemRef::Int(i),
     }
 }
@@ -1256,11 +1340,10 @@ fn raw_f64(r: Raw, blob: &[u8]) -> Option<f64> {
 }
 
 /// Pulls items out of `iter` into the chunk until it is full (returns false) or the
-/// blob is exhausted (returns true). `blob` is the blob, at `base` in the arena.
+/// blob is exhausted (returns true).
 fn fill_from_blob(
     iter: &mut BlobIter,
     blob: &[u8],
-    base: usize,
     shape: Shape,
     out: &mut Out,
     opts: &DecoderOptions,
@@ -1274,18 +1357,18 @@ fn fill_from_blob(
         };
         match shape {
             Shape::List | Shape::Set => {
-                out.elems.push(in_blob(first, base));
+                out.elems.push(in_blob(first));
                 out.add(raw_size(first));
             }
             Shape::Zset => {
                 let score = iter.next(blob)?.ok_or_else(|| missing("score", pos))?;
                 let s = raw_f64(score, blob).ok_or_else(|| BlobError::new(NAME, pos, "zset score is not a number"))?;
-                out.scored.push((in_blob(first, base), s));
+                out.scored.push((in_blob(first), s));
                 out.add(raw_size(first) + 8);
             }
             Shape::Hash => {
                 let value = iter.next(blob)?.ok_or_else(|| missing("hash value", pos))?;
-                out.fields.push(FieldRef { field: in_blob(first, base), value: in_blob(value, base), expire_at_ms: None });
+                out.fields.push(FieldRef { field: in_blob(first), value: in_blob(value), expire_at_ms: None });
                 out.add(raw_size(first) + raw_size(value));
             }
             Shape::HashTtl => {
@@ -1296,7 +1379,7 @@ fn fill_from_blob(
                     Raw::Int(t) if (1..=FIELD_EXPIRE_MAX as i64).contains(&t) => Some(t),
                     _ => return Err(BlobError::new(NAME, pos, "hash field expiry is not a valid time")),
                 };
-                out.fields.push(FieldRef { field: in_blob(first, base), value: in_blob(value, base), expire_at_ms });
+                out.fields.push(FieldRef { field: in_blob(first), value: in_blob(value), expire_at_ms });
                 out.add(raw_size(first) + raw_size(value));
             }
         }

@@ -28,6 +28,8 @@ use crate::rdb::record::*;
 const NAME: &str = "stream node";
 const FLAG_DELETED: i64 = 1;
 const FLAG_SAMEFIELDS: i64 = 2;
+/// Bytes a pending entry counts for in a chunk: id, delivery time, delivery count.
+const PEL_ENTRY_SIZE: usize = 32;
 /// Stored as the consumer group's `entries_read` when it is unknown.
 const ENTRIES_READ_UNKNOWN: u64 = u64::MAX;
 
@@ -41,7 +43,7 @@ pub(super) struct StreamState {
 enum Phase {
     NodeCount,
     /// Reading node `remaining` (from the end); `node` is the one being walked, its
-    /// listpack at `blob[start..end]`.
+    /// listpack in the blob arena.
     Nodes { remaining: u64, node: Option<Box<NodeWalk>> },
     Meta,
     Groups { remaining: u64 },
@@ -54,8 +56,7 @@ enum Phase {
 #[derive(Debug)]
 struct NodeWalk {
     node: StreamNode,
-    start: usize,
-    end: usize,
+    /// Where the node's listpack was in the stream, for errors.
     at: u64,
 }
 
@@ -81,8 +82,7 @@ impl Decoder {
                 self.continue_with(s)
             }
             Phase::Nodes { remaining, node: Some(mut walk) } => {
-                let blob = self.blob.get(walk.start..walk.end).unwrap_or_default();
-                let exhausted = walk_node(&mut walk.node, blob, walk.start, &mut self.out, &self.opts)
+                let exhausted = walk_node(&mut walk.node, &self.blob, &mut self.out, &self.opts)
                     .map_err(|e| blob_error(e, walk.at))?;
                 s.phase = Phase::Nodes { remaining, node: (!exhausted).then_some(walk) };
                 if self.out.count == 0 {
@@ -110,10 +110,9 @@ impl Decoder {
                 let key: [u8; 16] = key
                     .try_into()
                     .map_err(|_| blob_error(BlobError::new(NAME, 0, format!("node key is {} bytes, not 16", key.len())), at))?;
-                let (start, end) = self.load_blob(lp)?;
-                let blob = self.blob.get(start..end).unwrap_or_default();
-                let node = StreamNode::new(&key, blob).map_err(|e| blob_error(e, at))?;
-                let walk = Box::new(NodeWalk { node, start, end, at });
+                self.load_blob(lp)?;
+                let node = StreamNode::new(&key, &self.blob).map_err(|e| blob_error(e, at))?;
+                let walk = Box::new(NodeWalk { node, at });
                 s.phase = Phase::Nodes { remaining: remaining - 1, node: Some(walk) };
                 self.continue_with(s)
             }
@@ -140,7 +139,8 @@ impl Decoder {
                 };
                 s.phase = Phase::Groups { remaining: groups };
                 self.state = State::Stream(s);
-                Ok(Step::Emit(Ready::StreamMeta(meta)))
+                self.stream_meta = meta;
+                Ok(Step::Emit(Ready::StreamMeta))
             }
             Phase::Groups { remaining: 0 } => {
                 self.state = State::KeyEnd;
@@ -166,7 +166,7 @@ impl Decoder {
             }
             Phase::Pel { groups_left, remaining } => {
                 let mut pel = std::mem::take(&mut self.out.pel);
-                let got = self.stream_batch(remaining, &mut pel, pel_entry);
+                let got = self.stream_batch(remaining, &mut pel, PEL_ENTRY_SIZE, pel_entry);
                 self.out.pel = pel;
                 let Some(left) = got? else {
                     s.phase = Phase::Pel { groups_left, remaining };
@@ -206,7 +206,7 @@ impl Decoder {
             }
             Phase::ConsumerPel { groups_left, consumers_left, remaining } => {
                 let mut ids = std::mem::take(&mut self.out.ids);
-                let got = self.stream_batch(remaining, &mut ids, |c| c.id_raw("consumer pending id"));
+                let got = self.stream_batch(remaining, &mut ids, 16, |c| c.id_raw("consumer pending id"));
                 self.out.ids = ids;
                 let Some(left) = got? else {
                     s.phase = Phase::ConsumerPel { groups_left, consumers_left, remaining };
@@ -227,29 +227,41 @@ impl Decoder {
         Ok(Step::Continue)
     }
 
-    /// Reads fixed-layout items (pending entries, consumer ids) into `held`, up to a
-    /// chunk; returns how many of `remaining` are left, or `None` if none was complete.
-    fn stream_batch<T>(&mut self, remaining: u64, held: &mut Vec<T>, parse: impl Fn(&mut Cur) -> Res<T>) -> Result<Option<u64>, Error> {
+    /// Reads fixed-layout items (pending entries, consumer ids) of `size` bytes each
+    /// into `held`, up to a chunk; returns how many of `remaining` are left, or `None`
+    /// if none was complete.
+    fn stream_batch<T>(
+        &mut self,
+        remaining: u64,
+        held: &mut Vec<T>,
+        size: usize,
+        parse: impl Fn(&mut Cur) -> Res<T>,
+    ) -> Result<Option<u64>, Error> {
         if remaining == 0 {
             return Ok(Some(0));
         }
-        let size = self.opts.chunk_elements.max(1);
-        let room = size.saturating_sub(held.len()).max(1);
+        let room = self.opts.chunk_elements.saturating_sub(self.out.count).max(1);
+        let (mut bytes, budget) = (self.out.bytes, self.opts.chunk_bytes);
+        let fills = |_: &T| {
+            bytes += size;
+            bytes >= budget
+        };
         let before = held.len();
-        if !self.batch(remaining.min(room as u64) as usize, held, parse, |_| false)? {
+        if !self.batch(remaining.min(room as u64) as usize, held, parse, fills)? {
             return Ok(None);
         }
         let got = held.len() - before;
-        self.out.count += got;
+        for _ in 0..got {
+            self.out.add(size);
+        }
         Ok(Some(remaining - got as u64))
     }
 
     /// After a batch: emits the chunk when it is full or the section is over.
     fn emit_batch(&mut self, mut s: StreamState, next: Phase, left: u64, kind: super::ChunkKind) -> Result<Step, Error> {
         s.phase = next;
-        let full = self.out.count >= self.opts.chunk_elements.max(1);
         self.state = State::Stream(s);
-        if (left == 0 || full) && self.out.count > 0 {
+        if (left == 0 || self.out.full(&self.opts)) && self.out.count > 0 {
             return Ok(Step::Emit(Ready::Chunk(kind)));
         }
         Ok(Step::Continue)
@@ -261,13 +273,12 @@ impl Decoder {
 fn walk_node(
     node: &mut StreamNode,
     blob: &[u8],
-    base: usize,
     out: &mut super::Out,
     opts: &crate::rdb::DecoderOptions,
 ) -> Result<bool, BlobError> {
     while !out.full(opts) {
         let start = out.elems.len();
-        let Some(id) = node.next(blob, &mut out.elems, base)? else {
+        let Some(id) = node.next(blob, &mut out.elems)? else {
             return Ok(true);
         };
         let len = out.elems.len() - start;
@@ -338,8 +349,9 @@ impl StreamNode {
     }
 
     /// The next live entry's id, its fields and values appended to `fields` (as arena
-    /// positions, the node's listpack being at `base`); deleted entries are skipped.
-    pub(super) fn next(&mut self, blob: &[u8], fields: &mut Vec<ElemRef>, base: usize) -> Result<Option<StreamId>, BlobError> {
+    /// positions in the blob arena, which holds the node's listpack); deleted entries
+    /// are skipped.
+    pub(super) fn next(&mut self, blob: &[u8], fields: &mut Vec<ElemRef>) -> Result<Option<StreamId>, BlobError> {
         loop {
             let pos = self.lp.position();
             let Some(flags) = self.lp.next(blob)? else {
@@ -367,8 +379,8 @@ impl StreamNode {
             let elements = if flags & FLAG_SAMEFIELDS != 0 {
                 for i in 0..self.master_fields.len() {
                     let v = self.lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "entry value missing"))?;
-                    fields.push(in_blob(self.master_fields[i], base));
-                    fields.push(in_blob(v, base));
+                    fields.push(in_blob(self.master_fields[i]));
+                    fields.push(in_blob(v));
                 }
                 self.master_fields.len() as i64 + 3
             } else {
@@ -379,8 +391,8 @@ impl StreamNode {
                 for _ in 0..n {
                     let f = self.lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "entry field missing"))?;
                     let v = self.lp.next(blob)?.ok_or_else(|| BlobError::new(NAME, pos, "entry value missing"))?;
-                    fields.push(in_blob(f, base));
-                    fields.push(in_blob(v, base));
+                    fields.push(in_blob(f));
+                    fields.push(in_blob(v));
                 }
                 2 * n + 4
             };

@@ -492,10 +492,6 @@ fn errors_say_where_and_what() {
     let e = decode_err(&rdb.out);
     assert_eq!((e.kind(), e.offset()), (&ErrorKind::UnknownType { byte: 8 }, 9));
 
-    // An expiry that is not followed by a key.
-    let mut rdb = Rdb::new("REDIS0009");
-    rdb.byte(0xfc).raw(&5i64.to_le_bytes()).byte(0xfe).len(0);
-    assert!(decode_err(&rdb.out).to_string().contains("not followed by a key"));
 
     // Valkey's opcodes mean nothing in a REDIS file.
     let mut rdb = Rdb::new("REDIS0012");
@@ -640,3 +636,61 @@ fn zero_chunk_limits_still_make_progress() {
     assert_eq!(got[0].2, Value::List(vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]));
     assert_eq!(got[1].2, Value::List(vec![b"a".to_vec(), b"b".to_vec()]));
 }
+
+#[test]
+fn key_metadata_carries_over_other_records_like_redis_loaders() {
+    // Redis 5.0+ keep an expiry/LFU opcode pending across other opcodes until a key.
+    let mut rdb = Rdb::new("REDIS0011");
+    rdb.byte(0xfc).raw(&4102444800000i64.to_le_bytes()).byte(0xf9).byte(7);
+    rdb.byte(0xfa).str(b"slot-info").str(b"1,2,0").byte(0xfe).len(1);
+    rdb.byte(0).str(b"k").str(b"v");
+    rdb.byte(0).str(b"plain").str(b"w");
+    let records = decode(&rdb.end(), 1, DecoderOptions::default()).unwrap();
+    let keys: Vec<&Rec> = records.iter().filter(|r| matches!(r, Rec::Key { .. })).collect();
+    assert_eq!(keys[0], &Rec::Key { key: b"k".to_vec(), expire: Some(4102444800000), encoding: Encoding::String });
+    assert_eq!(keys[1], &Rec::Key { key: b"plain".to_vec(), expire: None, encoding: Encoding::String });
+}
+
+#[test]
+fn long_valkey_records_cost_no_rereading_in_small_pieces() {
+    // 16384 slot ranges and a 20000-argument command, fed one byte at a time: each
+    // byte must not re-read the record from its start (that was quadratic).
+    let mut rdb = Rdb::new("VALKEY080");
+    rdb.byte(0xf3).str(b"job").len(16384);
+    for i in 0..16384 {
+        rdb.len(i).len(i);
+    }
+    rdb.byte(0xf2).raw(b"*20000\r\n");
+    for i in 0..20000 {
+        let a = i.to_string();
+        rdb.raw(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    let data = rdb.end();
+    let started = std::time::Instant::now();
+    let records = decode(&data, 1, DecoderOptions::default()).unwrap();
+    let took = started.elapsed();
+    let import = records.iter().find_map(|r| match r {
+        Rec::Other(s) if s.starts_with("SlotImport") => Some(s.matches('(').count()),
+        _ => None,
+    });
+    assert_eq!(import, Some(16384));
+    let command = records.iter().find_map(|r| match r {
+        Rec::Other(s) if s.starts_with("Command") => Some(s.matches("b\"").count()),
+        _ => None,
+    });
+    assert_eq!(command, Some(20000));
+    // Linear: ~250 KB byte by byte is milliseconds; the quadratic version took seconds.
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+
+    // More ranges than a cluster has slots is corrupt.
+    let mut rdb = Rdb::new("VALKEY080");
+    rdb.byte(0xf3).str(b"job").len(16385);
+    assert!(decode_err(&rdb.out).to_string().contains("16384 slots"));
+    // A command bigger than the element limit is refused.
+    let mut rdb = Rdb::new("VALKEY080");
+    rdb.byte(0xf2).raw(b"*3\r\n$4\r\naaaa\r\n$4\r\nbbbb\r\n$4\r\ncccc\r\n");
+    let opts = DecoderOptions { max_element_bytes: 10, ..DecoderOptions::default() };
+    let e = decode(&rdb.end(), 0, opts).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::TooLarge { what: "inline command", .. }), "{e}");
+}
+
