@@ -671,18 +671,7 @@ impl Decoder {
     /// Locates a string: input slices stay where they are, LZF strings are
     /// decompressed into the scratch arena.
     fn locate(&mut self, s: RawStr) -> Result<ElemRef, Error> {
-        Ok(match s {
-            RawStr::Slice { start, end } => ElemRef::Span { src: Src::Input, start, len: end - start },
-            RawStr::Int(i) => ElemRef::Int(i),
-            RawStr::Lzf { start, end, len } => {
-                let at = self.base + start as u64;
-                let input = self.buf.get(start..end).unwrap_or_default();
-                let scratch_start = self.out.scratch.len();
-                lzf::decompress_into(input, len, &mut self.out.scratch)
-                    .map_err(|detail| Error::new(ErrorKind::Lzf { detail }, at))?;
-                ElemRef::Span { src: Src::Scratch, start: scratch_start, len }
-            }
-        })
+        place(&self.buf, self.base, &mut self.out.scratch, s)
     }
 
     /// Copies (or decompresses) a blob into the blob arena, replacing the previous one
@@ -937,42 +926,47 @@ impl Decoder {
         if remaining == 0 {
             return self.finish_chunk(layout.chunk(), State::KeyEnd);
         }
-        let room = self.opts.chunk_elements.saturating_sub(self.out.count).max(1) as u64;
-        let want = remaining.min(room) as usize;
-        // Stop the batch where the chunk fills up by bytes too, so that chunk boundaries
-        // do not depend on how the input was split.
-        let mut bytes = self.out.bytes;
-        let budget = self.opts.chunk_bytes;
-        let fills = |item: &RawItem| {
-            bytes += item.size();
-            bytes >= budget
-        };
-        let mut parsed = std::mem::take(&mut self.raw_items);
-        parsed.clear();
-        if !self.batch(want, &mut parsed, |c| parse_item(c, layout, min_expire), fills)? {
-            self.raw_items = parsed;
-            return self.wait(State::Items { layout, remaining: Some(remaining), min_expire });
-        }
-        let left = remaining - parsed.len() as u64;
-        for raw in parsed.drain(..) {
-            let size = raw.size();
-            match raw {
+        // Read whole elements straight into the chunk, as many as are buffered, until the
+        // chunk is full; the partial element at the end is read again later. Each element
+        // is placed before the next is parsed, so errors come in stream order.
+        let Decoder { buf, pos, base, opts, out, .. } = self;
+        let mut cur = Cur::new(buf, *pos, *base, opts.max_element_bytes);
+        let mut read = 0u64;
+        let mut need = None;
+        while read < remaining && !out.full(opts) {
+            let item = match parse_item(&mut cur, layout, min_expire) {
+                Ok(item) => item,
+                Err(Fail::Need(what)) => {
+                    need = Some(what);
+                    break;
+                }
+                Err(Fail::Bad(e)) => return Err(e),
+            };
+            let size = item.size();
+            match item {
                 RawItem::One(e) => {
-                    let r = self.locate(e)?;
-                    self.out.elems.push(r);
+                    let r = place(buf, *base, &mut out.scratch, e)?;
+                    out.elems.push(r);
                 }
                 RawItem::Scored(m, score) => {
-                    let r = self.locate(m)?;
-                    self.out.scored.push((r, score));
+                    let r = place(buf, *base, &mut out.scratch, m)?;
+                    out.scored.push((r, score));
                 }
                 RawItem::Field(f, v, expire_at_ms) => {
-                    let (field, value) = (self.locate(f)?, self.locate(v)?);
-                    self.out.fields.push(FieldRef { field, value, expire_at_ms });
+                    let field = place(buf, *base, &mut out.scratch, f)?;
+                    let value = place(buf, *base, &mut out.scratch, v)?;
+                    out.fields.push(FieldRef { field, value, expire_at_ms });
                 }
             }
-            self.out.add(size);
+            out.add(size);
+            *pos = cur.pos();
+            read += 1;
         }
-        self.raw_items = parsed;
+        if let (0, Some(what)) = (read, need) {
+            self.need = what;
+            return self.wait(State::Items { layout, remaining: Some(remaining), min_expire });
+        }
+        let left = remaining - read;
         let next = State::Items { layout, remaining: Some(left), min_expire };
         if left == 0 {
             return self.finish_chunk(layout.chunk(), State::KeyEnd);
@@ -1169,6 +1163,22 @@ impl Decoder {
             }));
         }
     }
+}
+
+/// Locates a string read from `buf` (whose first byte is at stream offset `base`):
+/// input slices stay where they are, LZF strings are decompressed into `scratch`.
+fn place(buf: &[u8], base: u64, scratch: &mut Vec<u8>, s: RawStr) -> Result<ElemRef, Error> {
+    Ok(match s {
+        RawStr::Slice { start, end } => ElemRef::Span { src: Src::Input, start, len: end - start },
+        RawStr::Int(i) => ElemRef::Int(i),
+        RawStr::Lzf { start, end, len } => {
+            let input = buf.get(start..end).unwrap_or_default();
+            let at = scratch.len();
+            lzf::decompress_into(input, len, scratch)
+                .map_err(|detail| Error::new(ErrorKind::Lzf { detail }, base + start as u64))?;
+            ElemRef::Span { src: Src::Scratch, start: at, len }
+        }
+    })
 }
 
 /// Parses one record-level item: an opcode and its payload, or a type byte and key.
