@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Seeds fuzz/corpus/<target>/ from the RDB files in testdata/rdb (not committed: the
+# corpus directory is git-ignored). Safe to run again: existing seeds are overwritten,
+# whatever the fuzzer added is kept.
+#
+#   decode:           <selector byte> + the whole file. Selector 0x00 = whole input,
+#                     small limits; 0x87 = 7-byte pieces, default limits.
+#   decode_prefixed:  <selector byte> + the file without its 9-byte header. The selector
+#                     picks the header closest to the file's own (see harness.rs:
+#                     bits 0-3 = header index, bits 4-6 = piece size, bit 7 = defaults).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+out="$here/corpus"
+mkdir -p "$out/decode" "$out/decode_prefixed"
+
+n=0
+while IFS= read -r -d '' f; do
+    rel="${f#"$root"/testdata/rdb/}"
+    name="seed-$(printf '%s' "$rel" | tr '/.' '__')"
+    { printf '\x00'; cat "$f"; } > "$out/decode/$name-whole"
+    { printf '\x87'; cat "$f"; } > "$out/decode/$name-p7"
+
+    magic="$(head -c 9 "$f")"
+    case "$magic" in
+        VALKEY*) idx=4 ;;
+        REDIS00[0-9][0-9])
+            v=$((10#${magic:5:4}))
+            if   [ "$v" -le 6 ];  then idx=0
+            elif [ "$v" -le 9 ];  then idx=1
+            elif [ "$v" -le 11 ]; then idx=2
+            else idx=3; fi ;;
+        *) continue ;;
+    esac
+    { printf '%b' "\\x0$idx"; tail -c +10 "$f"; } > "$out/decode_prefixed/$name"
+    n=$((n + 1))
+done < <(find "$root/testdata/rdb" -name '*.rdb' -type f -print0 | sort -z)
+
+echo "seeded $n RDB files into $out/decode and $out/decode_prefixed"

@@ -1,0 +1,363 @@
+//! The checks the fuzz targets run, shared with `tests/regressions.rs` (which includes
+//! this file with `#[path]`), so a regression test feeds its input exactly the way the
+//! fuzzer did.
+//!
+//! Only `redis_ferry`, `serde_json` and `std` are used here: the main crate has
+//! `serde_json` as a dev-dependency, so the file compiles in both places.
+
+use redis_ferry::output::commands::CommandWriter;
+use redis_ferry::output::jsonl::JsonlWriter;
+use redis_ferry::output::summary::Summary;
+use redis_ferry::rdb::{Chunk, Decoder, DecoderOptions, Error, Record};
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::rc::Rc;
+
+/// A `Write` whose bytes can still be read while a writer owns it.
+#[derive(Clone, Default)]
+struct Shared(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Inputs shorter than this are also decoded whole and in 1-byte pieces and the results
+/// compared (see [`check`]); longer ones would halve the fuzzer's speed.
+pub const COMPARE_BELOW: usize = 4096;
+
+/// The headers `decode_prefixed` chooses from.
+pub const HEADERS: [&[u8; 9]; 5] = [b"REDIS0006", b"REDIS0009", b"REDIS0011", b"REDIS0012", b"VALKEY080"];
+
+/// Piece sizes `decode_prefixed` chooses from (0 = the whole input in one `feed`).
+pub const PREFIXED_PIECES: [usize; 8] = [0, 1, 2, 3, 7, 16, 64, 0];
+
+/// Small limits: hostile lengths hit `max_element_bytes` early, chunk boundaries fall
+/// inside every collection, and memory stays low.
+pub fn small_options() -> DecoderOptions {
+    DecoderOptions { chunk_elements: 4, chunk_bytes: 256, max_element_bytes: 1 << 20 }
+}
+
+/// What the first input byte of a target selects.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Decoder options: [`small_options`] or the defaults.
+    pub opts: DecoderOptions,
+    /// Piece size for `feed` (0 = everything at once).
+    pub piece: usize,
+}
+
+/// `decode`: bits 0-6 of the selector give the piece size (`% 65`: 0 = whole,
+/// 1..=64), bit 7 picks the default options instead of the small ones.
+pub fn plan_decode(selector: u8) -> Plan {
+    let opts = if selector & 0x80 != 0 { DecoderOptions::default() } else { small_options() };
+    Plan { opts, piece: (selector & 0x7f) as usize % 65 }
+}
+
+/// `decode_prefixed`: bits 0-3 pick the header (`% 5`), bits 4-6 the piece size from
+/// [`PREFIXED_PIECES`], bit 7 the default options.
+pub fn plan_prefixed(selector: u8) -> (&'static [u8; 9], Plan) {
+    let header = HEADERS[(selector & 0x0f) as usize % HEADERS.len()];
+    let opts = if selector & 0x80 != 0 { DecoderOptions::default() } else { small_options() };
+    (header, Plan { opts, piece: PREFIXED_PIECES[((selector >> 4) & 0x07) as usize] })
+}
+
+/// Runs the `decode` target's checks on one fuzz input.
+pub fn fuzz_decode(input: &[u8]) {
+    let Some((&selector, rdb)) = input.split_first() else { return };
+    check(rdb, &plan_decode(selector));
+}
+
+/// Runs the `decode_prefixed` target's checks on one fuzz input.
+pub fn fuzz_decode_prefixed(input: &[u8]) {
+    let Some((&selector, body)) = input.split_first() else { return };
+    let (header, plan) = plan_prefixed(selector);
+    let mut rdb = Vec::with_capacity(9 + body.len());
+    rdb.extend_from_slice(header);
+    rdb.extend_from_slice(body);
+    check(&rdb, &plan);
+}
+
+/// Decodes `rdb` as the plan says, checking every invariant. Inputs under
+/// [`COMPARE_BELOW`] bytes are also decoded whole and in 1-byte pieces: the records must
+/// be the same whatever the piece size, and so must the error, if any (except the text
+/// of a bad-magic error, which quotes whatever bytes were buffered when it was seen).
+pub fn check(rdb: &[u8], plan: &Plan) -> Outcome {
+    let got = decode(rdb, &plan.opts, plan.piece);
+    if rdb.len() < COMPARE_BELOW {
+        let whole = if plan.piece == 0 { got.clone() } else { decode(rdb, &plan.opts, 0) };
+        let ones = if plan.piece == 1 { got.clone() } else { decode(rdb, &plan.opts, 1) };
+        assert_same_outcome(&ones, &whole, "1-byte pieces vs whole input");
+        assert_same_outcome(&got, &whole, &format!("{}-byte pieces vs whole input", plan.piece));
+    }
+    got
+}
+
+/// With `FUZZ_LAX_ERRORS=1` in the environment, two decodes of the same input only have
+/// to agree on *whether* they failed, not on the error: for fuzzing past a known
+/// error-ordering bug to find others. Off by default.
+fn lax_errors() -> bool {
+    static LAX: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *LAX.get_or_init(|| std::env::var_os("FUZZ_LAX_ERRORS").is_some_and(|v| v == "1"))
+}
+
+fn assert_same_outcome(got: &Outcome, want: &Outcome, what: &str) {
+    assert_same(&got.records, &want.records, what);
+    assert_eq!(got.ended, want.ended, "{what}: one reached End, the other did not");
+    assert_eq!(got.error.is_some(), want.error.is_some(), "{what}: one failed, the other did not");
+    let magic = |e: &Option<String>| e.as_deref().is_some_and(|m| m.contains("not an RDB file"));
+    let both_bad_magic = magic(&got.error) && magic(&want.error);
+    if !lax_errors() && !both_bad_magic {
+        assert_eq!(got.error, want.error, "{what}: different errors");
+    }
+}
+
+/// What one decode produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Debug strings of the records, in order.
+    pub records: Vec<String>,
+    /// The first error (its Display text), if any.
+    pub error: Option<String>,
+    /// Whether `Record::End` came.
+    pub ended: bool,
+}
+
+/// Decodes `rdb` fed in `piece`-byte pieces (0 = all at once), then `finish()`es and
+/// drains. Panics when an invariant breaks:
+///
+/// - no record after an error, and the decoder stays failed;
+/// - no record after `Record::End`, and `is_done()` is true exactly from `End` on;
+/// - after `finish()` the decode ended with `End` or an error, never a silent stop;
+/// - an error's offset lies within the input;
+/// - records are well nested: `Header` first and once, `Value` only inside a key
+///   (`Key` ... `KeyEnd`), no key left open at `End`;
+/// - no collection chunk holds more than `chunk_elements` elements;
+/// - every record goes through `JsonlWriter`, `CommandWriter` and `Summary`; when the
+///   decode ended, each JSON line parses, the summary's JSON parses and the commands
+///   are well-formed RESP arrays of bulk strings.
+pub fn decode(rdb: &[u8], opts: &DecoderOptions, piece: usize) -> Outcome {
+    let mut run = Run::new(opts.clone(), rdb.len());
+    if rdb.is_empty() {
+        run.drain();
+    }
+    let step = if piece == 0 { rdb.len().max(1) } else { piece };
+    for part in rdb.chunks(step) {
+        run.decoder.feed(part);
+        run.drain();
+    }
+    run.decoder.finish();
+    run.drain();
+    assert!(
+        run.checks.ended || run.checks.error.is_some(),
+        "after finish() the decoder stopped with neither End nor an error ({} records)",
+        run.checks.records.len()
+    );
+    run.checks.close()
+}
+
+struct Run {
+    decoder: Decoder,
+    checks: Checks,
+}
+
+/// Everything but the decoder, so a record borrowed from the decoder can be checked.
+struct Checks {
+    opts: DecoderOptions,
+    input_len: usize,
+    records: Vec<String>,
+    error: Option<Error>,
+    ended: bool,
+    in_key: bool,
+    jsonl: JsonlWriter<Shared>,
+    jsonl_out: Shared,
+    commands: CommandWriter<Shared>,
+    commands_out: Shared,
+    summary: Summary,
+}
+
+impl Run {
+    fn new(opts: DecoderOptions, input_len: usize) -> Run {
+        let jsonl_out = Shared::default();
+        let commands_out = Shared::default();
+        Run {
+            decoder: Decoder::with_options(opts.clone()),
+            checks: Checks {
+                opts,
+                input_len,
+                records: Vec::new(),
+                error: None,
+                ended: false,
+                in_key: false,
+                jsonl: JsonlWriter::new(jsonl_out.clone()),
+                jsonl_out,
+                commands: CommandWriter::new(commands_out.clone()),
+                commands_out,
+                summary: Summary::new(),
+            },
+        }
+    }
+
+    /// Takes records until the decoder needs input, fails, or is done.
+    fn drain(&mut self) {
+        let c = &mut self.checks;
+        if c.error.is_some() {
+            // Stays failed, whatever was fed since.
+            match self.decoder.next_record() {
+                Ok(Some(r)) => panic!("record after an error ({}): {r:?}", c.error_text()),
+                Ok(None) => panic!("Ok(None) after an error ({}): the decoder should stay failed", c.error_text()),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match self.decoder.next_record() {
+                Ok(Some(r)) => {
+                    assert!(!c.ended, "record after End: {r:?}");
+                    c.record(r);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(!c.ended, "error after End: {text}");
+                    assert!(
+                        e.offset() <= c.input_len as u64,
+                        "error offset {} is past the input ({} bytes): {text}",
+                        e.offset(),
+                        c.input_len
+                    );
+                    let _ = format!("{e:?} {:?} {:?} {:?}", e.kind(), e.key(), e.db());
+                    c.error = Some(e);
+                    match self.decoder.next_record() {
+                        Ok(Some(r)) => panic!("record after an error ({text}): {r:?}"),
+                        Ok(None) => panic!("Ok(None) after an error ({text}): the decoder should stay failed"),
+                        Err(_) => {}
+                    }
+                    return;
+                }
+            }
+        }
+        assert_eq!(self.decoder.is_done(), c.ended, "is_done() disagrees with having seen End");
+    }
+}
+
+impl Checks {
+    fn error_text(&self) -> String {
+        self.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    fn record(&mut self, r: Record) {
+        let n = self.records.len();
+        match &r {
+            Record::Header(_) => assert_eq!(n, 0, "Header is not the first record"),
+            _ => assert!(n > 0, "first record is not Header: {r:?}"),
+        }
+        match &r {
+            Record::Key(_) => {
+                assert!(!self.in_key, "Key while the previous key is still open: {r:?}");
+                self.in_key = true;
+            }
+            Record::Value(chunk) => {
+                assert!(self.in_key, "Value outside a key: {r:?}");
+                let elements = match chunk {
+                    Chunk::List(v) | Chunk::Set(v) => v.len(),
+                    Chunk::Zset(v) => v.len(),
+                    Chunk::Hash(v) => v.len(),
+                    Chunk::StreamEntries(v) => v.len(),
+                    Chunk::StreamPending(v) => v.len(),
+                    _ => 0,
+                };
+                assert!(
+                    elements <= self.opts.chunk_elements.max(1),
+                    "chunk of {elements} elements, over chunk_elements = {}",
+                    self.opts.chunk_elements
+                );
+            }
+            Record::KeyEnd => {
+                assert!(self.in_key, "KeyEnd outside a key");
+                self.in_key = false;
+            }
+            Record::End(_) => {
+                assert!(!self.in_key, "End while a key is open");
+                self.ended = true;
+            }
+            _ => assert!(!self.in_key, "{r:?} inside a key"),
+        }
+        if let Err(e) = self.jsonl.record(&r) {
+            panic!("JsonlWriter failed on {r:?}: {e}");
+        }
+        if let Err(e) = self.commands.record(&r) {
+            panic!("CommandWriter failed on {r:?}: {e}");
+        }
+        self.summary.record(&r);
+        self.records.push(format!("{r:?}"));
+    }
+
+    fn close(mut self) -> Outcome {
+        self.jsonl.flush().expect("JsonlWriter flush");
+        self.commands.flush().expect("CommandWriter flush");
+        self.summary.set_input_bytes(self.input_len as u64);
+        let text = self.summary.to_text();
+        let json = self.summary.to_json();
+        let _ = format!("{:?}", self.commands.notes());
+        if self.ended {
+            let jsonl = self.jsonl_out.0.borrow();
+            for (i, line) in jsonl.split(|&b| b == b'\n').enumerate() {
+                if line.is_empty() {
+                    continue;
+                }
+                if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
+                    panic!("JSON line {i} does not parse ({e}): {}", String::from_utf8_lossy(line));
+                }
+            }
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&json) {
+                panic!("summary JSON does not parse ({e}): {json}");
+            }
+            check_resp(&self.commands_out.0.borrow());
+        }
+        drop(text);
+        let error = self.error.as_ref().map(|e| e.to_string());
+        Outcome { records: self.records, error, ended: self.ended }
+    }
+}
+
+/// Checks that `out` is a sequence of RESP arrays of bulk strings (what
+/// `redis-cli --pipe` takes).
+fn check_resp(out: &[u8]) {
+    let mut pos = 0;
+    let line = |pos: &mut usize, what: &str| -> i64 {
+        let rest = &out[*pos..];
+        let end = rest.windows(2).position(|w| w == b"\r\n").unwrap_or_else(|| panic!("RESP {what} at {pos}: no CRLF"));
+        let text = std::str::from_utf8(&rest[..end]).unwrap_or_else(|_| panic!("RESP {what} at {pos}: not text"));
+        let n = text.parse::<i64>().unwrap_or_else(|_| panic!("RESP {what} at {pos}: bad length {text:?}"));
+        *pos += end + 2;
+        n
+    };
+    while pos < out.len() {
+        assert_eq!(out[pos], b'*', "RESP command at {pos} does not start with '*'");
+        pos += 1;
+        let args = line(&mut pos, "array length");
+        assert!(args >= 1, "RESP command at {pos} has {args} arguments");
+        for _ in 0..args {
+            assert_eq!(out.get(pos), Some(&b'$'), "RESP argument at {pos} is not a bulk string");
+            pos += 1;
+            let len = line(&mut pos, "bulk length");
+            assert!(len >= 0, "RESP bulk length {len} at {pos}");
+            let end = pos + len as usize;
+            assert!(end + 2 <= out.len() && &out[end..end + 2] == b"\r\n", "RESP bulk string at {pos} is cut short");
+            pos = end + 2;
+        }
+    }
+}
+
+/// Fails naming the first record that differs.
+pub fn assert_same(got: &[String], want: &[String], what: &str) {
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        panic!("{what}: record {i} differs:\n got  {}\n want {}", got[i], want[i]);
+    }
+    assert_eq!(got.len(), want.len(), "{what}: record count");
+}

@@ -1,0 +1,3 @@
+//! Shared checks for the fuzz targets; see `harness.rs`.
+
+pub mod harness;
