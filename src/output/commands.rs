@@ -22,12 +22,10 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use super::pre_ga_library_code;
+use super::{pre_ga_library_code, spill};
 use crate::crc64;
 use crate::rdb::{Chunk, Elem, Kind, PendingEntry, RdbVersion, Record, StreamId};
 use crate::resp::Command;
-
-const FLUSH_AT: usize = 64 * 1024;
 
 /// Name of the consumer group created and destroyed to make an empty stream exist.
 const TEMP_GROUP: &[u8] = b"redis-ferry:empty-stream";
@@ -72,7 +70,7 @@ impl<W: Write> CommandWriter<W> {
     pub fn new(out: W) -> CommandWriter<W> {
         CommandWriter {
             out,
-            buf: Vec::with_capacity(FLUSH_AT * 2),
+            buf: Vec::with_capacity(super::FLUSH_AT * 2),
             version: None,
             rdb_db: 0,
             selected: None,
@@ -168,18 +166,12 @@ impl<W: Write> CommandWriter<W> {
             }
             Record::Aux { .. } | Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::End(_) => {}
         }
-        if self.buf.len() >= FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        spill(&mut self.out, &mut self.buf, false)
     }
 
     /// Writes out everything buffered and flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
+        spill(&mut self.out, &mut self.buf, true)
     }
 
     fn function_load(&mut self, code: &[u8]) {

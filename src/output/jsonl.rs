@@ -33,12 +33,9 @@
 
 use std::io::{self, Write};
 
-use super::{function_header, pre_ga_library_code, write_json_base64, write_json_bytes, write_json_str};
+use super::{function_header, pre_ga_library_code, spill, write_json_base64, write_json_bytes, write_json_str};
 use crate::rdb::{Checksum, Chunk, Elem, Kind, PendingEntry, Record, StreamId};
 use crate::resp::format_double;
-
-/// Bytes collected before a write to the underlying writer.
-const FLUSH_AT: usize = 64 * 1024;
 
 /// Writes records as JSON Lines.
 #[derive(Debug)]
@@ -82,7 +79,7 @@ struct GroupState {
 impl<W: Write> JsonlWriter<W> {
     /// A writer onto `out`.
     pub fn new(out: W) -> JsonlWriter<W> {
-        JsonlWriter { out, buf: Vec::with_capacity(FLUSH_AT * 2), key: None }
+        JsonlWriter { out, buf: Vec::with_capacity(super::FLUSH_AT * 2), key: None }
     }
 
     /// Writes one record.
@@ -187,18 +184,12 @@ impl<W: Write> JsonlWriter<W> {
                 self.buf.extend_from_slice(b"\"}\n");
             }
         }
-        if self.buf.len() >= FLUSH_AT {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
+        spill(&mut self.out, &mut self.buf, false)
     }
 
     /// Writes out everything buffered and flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.out.write_all(&self.buf)?;
-        self.buf.clear();
-        self.out.flush()
+        spill(&mut self.out, &mut self.buf, true)
     }
 
     fn int(&mut self, i: i64) {

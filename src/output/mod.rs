@@ -11,7 +11,25 @@ pub mod commands;
 pub mod jsonl;
 pub mod summary;
 
+use std::io::{self, Write};
+
 use base64::Engine;
+
+/// Bytes the writers collect before writing to their output.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// Moves what a writer has collected in `buf` to `out` once there is enough of it (or
+/// always, with `force`, which also flushes `out`).
+fn spill<W: Write>(out: &mut W, buf: &mut Vec<u8>, force: bool) -> io::Result<()> {
+    if force || buf.len() >= FLUSH_AT {
+        out.write_all(buf)?;
+        buf.clear();
+    }
+    if force {
+        out.flush()?;
+    }
+    Ok(())
+}
 
 /// Appends a byte string in the logical-dump JSON form: the JSON string itself when the
 /// bytes are UTF-8 and do not start with `base64:`, otherwise `"base64:"` + standard
