@@ -6,6 +6,15 @@
 //! v1-v3, hashes with field TTLs, module values). See the crate's `README.md` for the
 //! format sources.
 //!
+//! # Inside
+//! - `decoder/`: the state machine (records, strings, plain collections, blobs,
+//!   quicklists, modules) and `decoder/stream.rs` for streams.
+//! - `compact/`: readers for the blob encodings (ziplist, listpack, intset, zipmap).
+//! - `cursor.rs`: bounds-checked reads of lengths, strings, numbers over the buffer.
+//! - `lzf.rs`: LZF decompression. `record.rs`: the records and their borrowed views.
+//! - `reader.rs`: [`RdbReader`], the adapter for [`std::io::Read`] sources.
+//! - `error.rs`: [`Error`] with its offset, db and key.
+//!
 //! # Using it
 //! Feed bytes with [`Decoder::feed`] and take records with [`Decoder::next_record`]
 //! (or [`Decoder::advance`] then [`Decoder::current`], which loop without borrowing
