@@ -200,6 +200,14 @@ impl<W: Write> JsonlWriter<W> {
         self.buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
     }
 
+    /// A number, or `null`.
+    fn opt_uint(&mut self, i: Option<u64>) {
+        match i {
+            Some(i) => self.uint(i),
+            None => self.buf.extend_from_slice(b"null"),
+        }
+    }
+
     fn elem(&mut self, e: &Elem) {
         match e {
             Elem::Bytes(b) => write_json_bytes(&mut self.buf, b),
@@ -313,10 +321,7 @@ impl<W: Write> JsonlWriter<W> {
                     None => self.buf.extend_from_slice(b"null"),
                 }
                 self.buf.extend_from_slice(b",\"entries_added\":");
-                match m.entries_added {
-                    Some(n) => self.uint(n),
-                    None => self.buf.extend_from_slice(b"null"),
-                }
+                self.opt_uint(m.entries_added);
                 self.buf.extend_from_slice(b",\"groups\":[");
             }
             Chunk::StreamGroup(g) => {
@@ -389,10 +394,7 @@ impl<W: Write> JsonlWriter<W> {
         self.buf.extend_from_slice(b",\"last_delivered_id\":");
         self.id(g.last_delivered_id);
         self.buf.extend_from_slice(b",\"entries_read\":");
-        match g.entries_read {
-            Some(n) => self.uint(n),
-            None => self.buf.extend_from_slice(b"null"),
-        }
+        self.opt_uint(g.entries_read);
         self.buf.extend_from_slice(b",\"consumers\":[");
         for (i, (name, pending)) in g.consumers.iter().enumerate() {
             if i > 0 {

@@ -96,8 +96,6 @@ pub struct Decoder {
     module: Vec<u8>,
     /// The record ready to be read with [`Decoder::current`], if any.
     ready: Option<Ready>,
-    /// Reused list of the elements one batch parsed.
-    raw_items: Vec<RawItem>,
 }
 
 /// Metadata opcodes that apply to the next key. Like Redis 5.0+ loaders, other records
@@ -403,7 +401,6 @@ impl Decoder {
             blob: Vec::new(),
             module: Vec::new(),
             ready: None,
-            raw_items: Vec::new(),
         }
     }
 
@@ -1004,23 +1001,17 @@ impl Decoder {
     /// is held to [`DecoderOptions::max_element_bytes`].
     fn command(&mut self, remaining: u64, mut bytes: u64) -> Result<Step, Error> {
         if remaining > 0 {
-            let mut args = std::mem::take(&mut self.raw_items);
-            args.clear();
+            let mut args = Vec::new();
             let want = remaining.min(self.opts.chunk_elements.max(1) as u64) as usize;
-            let got = self.batch(want, &mut args, |c| Ok(RawItem::One(c.resp_bulk("inline command argument")?)), |_| false);
-            if !got? {
-                self.raw_items = args;
+            if !self.batch(want, &mut args, |c| c.resp_bulk("inline command argument"), |_| false)? {
                 return self.wait(State::Command { remaining, bytes });
             }
             let read = args.len() as u64;
-            for raw in args.drain(..) {
-                bytes += raw.size() as u64;
-                if let RawItem::One(a) = raw {
-                    let r = self.locate(a)?;
-                    self.out.elems.push(r);
-                }
+            for a in args {
+                bytes += str_size(&a) as u64;
+                let r = self.locate(a)?;
+                self.out.elems.push(r);
             }
-            self.raw_items = args;
             let limit = self.opts.max_element_bytes;
             if bytes > limit {
                 return Err(Error::new(ErrorKind::TooLarge { what: "inline command", len: bytes, limit }, self.offset()));
@@ -1263,7 +1254,6 @@ fn parse_module_op(c: &mut Cur) -> Res<u64> {
 }
 
 /// One separately stored collection element, located but not yet placed.
-#[derive(Debug)]
 enum RawItem {
     One(RawStr),
     Scored(RawStr, f64),
@@ -1273,16 +1263,20 @@ enum RawItem {
 impl RawItem {
     /// Approximate size in bytes (integers count 8), for cutting chunks by bytes.
     fn size(&self) -> usize {
-        let n = |s: &RawStr| match *s {
-            RawStr::Slice { start, end } => end - start,
-            RawStr::Lzf { len, .. } => len,
-            RawStr::Int(_) => 8,
-        };
         match self {
-            RawItem::One(a) => n(a),
-            RawItem::Scored(a, _) => n(a) + 8,
-            RawItem::Field(a, b, _) => n(a) + n(b),
+            RawItem::One(a) => str_size(a),
+            RawItem::Scored(a, _) => str_size(a) + 8,
+            RawItem::Field(a, b, _) => str_size(a) + str_size(b),
         }
+    }
+}
+
+/// Size of a string once located (integers count 8).
+fn str_size(s: &RawStr) -> usize {
+    match *s {
+        RawStr::Slice { start, end } => end - start,
+        RawStr::Lzf { len, .. } => len,
+        RawStr::Int(_) => 8,
     }
 }
 
