@@ -22,6 +22,8 @@
 
 pub mod bytesfmt;
 pub mod crc64;
+pub mod net;
 pub mod output;
 pub mod rdb;
+pub mod replica;
 pub mod resp;

@@ -1,7 +1,9 @@
 //! RESP (the Redis wire protocol) encoding of commands.
 //!
 //! Commands are written straight into a byte buffer; integers and doubles are formatted
-//! without intermediate strings.
+//! without intermediate strings. [`reader`] reads commands back from a byte stream.
+
+pub mod reader;
 
 /// Builds one command (an array of bulk strings) argument by argument. The argument
 /// count is only known at the end, so arguments go to a body buffer first.

@@ -1,0 +1,1 @@
+//! The spool between the network reader and everything downstream. Work in progress.

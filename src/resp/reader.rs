@@ -1,0 +1,2 @@
+//! Incremental reading of commands (RESP multibulk and inline) from a byte stream.
+//! Work in progress: see `replica::stream`.
