@@ -10,6 +10,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use redis_ferry::output::{commands::CommandWriter, jsonl::JsonlWriter, summary::Summary};
 use redis_ferry::rdb::{self, DecoderOptions, RdbReader, Record};
+use redis_ferry::replica::SourceError;
+
+mod cli;
 
 /// Exit codes, documented in the README.
 mod exit {
@@ -20,6 +23,9 @@ mod exit {
     pub const BAD_INPUT: u8 = 3;
     /// Reading the input or writing the output failed.
     pub const IO: u8 = 4;
+    /// A server could not be used: unreachable, TLS or authentication failed, it
+    /// refused to replicate, or the link stayed down.
+    pub const SERVER: u8 = 5;
 }
 
 #[derive(Parser, Debug)]
@@ -34,6 +40,12 @@ enum Command {
     /// Decode an RDB file (any version, REDIS0001..REDIS0012 and VALKEY080) to JSON
     /// Lines, RESP commands or a summary.
     Decode(DecodeArgs),
+    /// Save the source's snapshot to an RDB file, as a replica receives it (any
+    /// version from 2.4), checking it as it arrives.
+    Dump(cli::dump::DumpArgs),
+    /// Print the source's live command stream (after its snapshot), as JSON Lines or
+    /// RESP commands.
+    Tail(cli::tail::TailArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -70,6 +82,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Decode(args) => decode(args),
+        Command::Dump(args) => cli::dump::run(args),
+        Command::Tail(args) => cli::tail::run(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -86,6 +100,18 @@ fn main() -> ExitCode {
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        match cause.downcast_ref::<SourceError>() {
+            Some(SourceError::Protocol(_)) => return exit::BAD_INPUT,
+            Some(SourceError::Spool(_)) => return exit::IO,
+            Some(_) => return exit::SERVER,
+            None => {}
+        }
+        if cause.downcast_ref::<redis_ferry::replica::stream::StreamError>().is_some() {
+            return exit::BAD_INPUT;
+        }
+        if cause.downcast_ref::<redis_ferry::net::UrlError>().is_some() {
+            return exit::USAGE;
+        }
         if cause.downcast_ref::<rdb::Error>().is_some() {
             return exit::BAD_INPUT;
         }

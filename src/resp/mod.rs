@@ -21,6 +21,13 @@ impl Command {
         c
     }
 
+    /// A command whose name is given as bytes.
+    pub fn new_raw(name: &[u8]) -> Command {
+        let mut c = Command::default();
+        c.arg(name);
+        c
+    }
+
     /// Adds a byte-string argument.
     pub fn arg(&mut self, a: &[u8]) -> &mut Command {
         self.argc += 1;

@@ -8,6 +8,8 @@
 //! Use from a test file with `mod common;`.
 #![allow(dead_code)]
 
+pub mod fake_master;
+
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Write};

@@ -1,0 +1,80 @@
+//! `--source` and its companions, shared by every subcommand that reads a live server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use redis_ferry::net::{ConnectOptions, Endpoint, Secret, TlsOptions};
+use redis_ferry::replica::{Purpose, SourceOptions, SpoolConfig};
+
+/// The environment variable that holds the source's password when the URL has none.
+pub const PASSWORD_ENV: &str = "FERRY_SOURCE_PASSWORD";
+
+#[derive(clap::Args, Debug)]
+pub struct SourceArgs {
+    /// The source server: redis://[[user]:password@]host[:port], or rediss:// for TLS.
+    /// The password may instead come from the FERRY_SOURCE_PASSWORD environment variable.
+    #[arg(long, value_name = "URL")]
+    pub source: String,
+    /// Verify the source's TLS certificate against the CA certificates in this PEM file
+    /// instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub source_ca: Option<PathBuf>,
+    /// Do not verify the source's TLS certificate at all (anyone on the path can read
+    /// and change the data).
+    #[arg(long)]
+    pub source_insecure: bool,
+    /// Consider the replication link dead after this many seconds without a byte.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub source_timeout: u64,
+    /// After the link drops, keep trying to reconnect for this many seconds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub reconnect_for: u64,
+    /// Received data waiting to be processed is kept in memory up to this many MiB,
+    /// then spilled (lz4-compressed) to a temporary file.
+    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    pub spool_memory: usize,
+    /// Directory for the spool's spill file (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The validated options for `purpose`.
+    pub fn options(&self, purpose: Purpose) -> anyhow::Result<SourceOptions> {
+        let mut endpoint = Endpoint::parse(&self.source)?;
+        if endpoint.password.is_none() {
+            if let Ok(p) = std::env::var(PASSWORD_ENV) {
+                if !p.is_empty() {
+                    endpoint.password = Some(Secret::new(p));
+                }
+            }
+        }
+        if self.source_insecure {
+            if endpoint.tls {
+                eprintln!(
+                    "redis-ferry: WARNING: --source-insecure: the source's TLS certificate is NOT verified; \
+                     anyone on the network path can read and change the data"
+                );
+            } else {
+                eprintln!("redis-ferry: warning: --source-insecure has no effect without rediss://");
+            }
+        }
+        if let Some(ca) = &self.source_ca {
+            std::fs::metadata(ca).with_context(|| format!("--source-ca {}", ca.display()))?;
+        }
+        let mut opts = SourceOptions::new(endpoint, purpose);
+        opts.connect = ConnectOptions {
+            tls: TlsOptions { ca_file: self.source_ca.clone(), insecure: self.source_insecure },
+            ..ConnectOptions::default()
+        };
+        opts.timeout = Duration::from_secs(self.source_timeout.max(1));
+        opts.reconnect_for = Duration::from_secs(self.reconnect_for);
+        opts.spool = SpoolConfig {
+            memory_limit: self.spool_memory.max(1) << 20,
+            dir: self.spool_dir.clone(),
+            ..SpoolConfig::default()
+        };
+        Ok(opts)
+    }
+}
