@@ -256,6 +256,8 @@ pub struct CommandReader {
     state: State,
     /// Argument spans of the current frame, relative to `pos`. Reused.
     spans: Vec<(usize, usize)>,
+    /// The frame the last `next_command` returned: start in `buf`, length, inline.
+    last: Option<(usize, usize, bool)>,
     failed: Option<ReadError>,
 }
 
@@ -270,6 +272,7 @@ impl CommandReader {
             cur: 0,
             state: State::Start,
             spans: Vec::new(),
+            last: None,
             failed: None,
         }
     }
@@ -279,6 +282,7 @@ impl CommandReader {
         if self.failed.is_some() || data.is_empty() {
             return;
         }
+        self.last = None;
         self.compact(data.len());
         self.buf.extend_from_slice(data);
     }
@@ -308,6 +312,7 @@ impl CommandReader {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
+        self.last = None;
         match self.parse() {
             Ok(Some((len, inline))) => {
                 let start = self.pos;
@@ -315,8 +320,8 @@ impl CommandReader {
                 self.offset += len as u64;
                 self.cur = 0;
                 self.state = State::Start;
-                let wire = self.buf.get(start..start + len).unwrap_or_default();
-                Ok(Some(Frame { wire, spans: &self.spans, inline, end_offset: self.offset }))
+                self.last = Some((start, len, inline));
+                Ok(self.last_frame())
             }
             Ok(None) => Ok(None),
             Err(e) => {
@@ -324,6 +329,14 @@ impl CommandReader {
                 Err(e)
             }
         }
+    }
+
+    /// The frame the last call to `next_command` returned, again, as long as neither
+    /// `feed` nor `next_command` has been called since.
+    pub(crate) fn last_frame(&self) -> Option<Frame<'_>> {
+        let (start, len, inline) = self.last?;
+        let wire = self.buf.get(start..start + len)?;
+        Some(Frame { wire, spans: &self.spans, inline, end_offset: self.offset })
     }
 
     /// Stream offset just after the last returned frame.
