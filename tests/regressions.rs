@@ -54,7 +54,7 @@ fn zset_lzf_error_does_not_depend_on_piece_size() {
 }
 
 /// Every stored regression input, through the target its name starts with (`decode`
-/// unless it starts with `prefixed-`): no invariant may break.
+/// unless it starts with `prefixed-` or `stream-`): no invariant may break.
 #[test]
 fn every_stored_regression_input_passes_the_fuzz_checks() {
     for path in files_in(&root().join("testdata/fuzz-regressions"), "bin") {
@@ -63,6 +63,8 @@ fn every_stored_regression_input_passes_the_fuzz_checks() {
         let run = std::panic::catch_unwind(|| {
             if name.starts_with("prefixed-") {
                 harness::fuzz_decode_prefixed(&input);
+            } else if name.starts_with("stream-") {
+                harness::check_command_stream(&input);
             } else {
                 harness::fuzz_decode(&input);
             }
@@ -97,4 +99,46 @@ fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
     };
     files.sort();
     files
+}
+
+/// The command stream part of every captured replication stream
+/// (testdata/replication/*/stream*.bin, from the first `*` or inline command after the
+/// RDB), as `command_stream` seeds with several selectors: each reads to the end with no
+/// error and passes the checks.
+#[test]
+fn command_stream_harness_accepts_every_capture() {
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(root().join("testdata/replication")).unwrap() {
+        files.extend(files_in(&dir.unwrap().path(), "bin"));
+    }
+    assert!(files.len() >= 7, "expected the replication captures, found {}", files.len());
+    for path in files {
+        let bin = std::fs::read(&path).unwrap();
+        let stream = command_stream_of(&bin);
+        for selector in [0x00, 0x01, 0x05, 0x80, 0x81, 0x9f] {
+            let input = [&[selector][..], stream].concat();
+            let out = harness::check_command_stream(&input).unwrap();
+            if selector & 0x80 != 0 {
+                assert_eq!(out.error, None, "{} (selector {selector:#x})", path.display());
+                assert_eq!(out.offset, harness::STREAM_START + stream.len() as u64);
+                assert!(out.units.len() > 40, "{}: {} units", path.display(), out.units.len());
+            }
+        }
+    }
+}
+
+/// The command stream of a capture: from the first `*` after the RDB's magic from which
+/// the rest of the file reads as commands to its very end (in these captures the stream
+/// starts with a multibulk command; tests/stream_golden.rs uses the exact ranges).
+fn command_stream_of(bin: &[u8]) -> &[u8] {
+    let header = bin.windows(5).position(|w| w == b"REDIS").expect("no RDB in the capture");
+    (header..bin.len())
+        .find(|&i| bin[i] == b'*' && reads_to_end(&bin[i..]))
+        .map(|i| &bin[i..])
+        .expect("no command stream found")
+}
+
+fn reads_to_end(stream: &[u8]) -> bool {
+    let out = harness::run_command_stream(stream, &redis_ferry::replica::stream::StreamLimits::default(), 0);
+    out.error.is_none() && out.offset == harness::STREAM_START + stream.len() as u64
 }

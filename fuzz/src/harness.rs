@@ -361,3 +361,166 @@ pub fn assert_same(got: &[String], want: &[String], what: &str) {
     }
     assert_eq!(got.len(), want.len(), "{what}: record count");
 }
+
+// ---------------------------------------------------------------------------------------
+// The replication command stream (`command_stream` target).
+
+use redis_ferry::replica::stream::{CommandStream, StreamLimits, Unit};
+use redis_ferry::resp::reader::ReaderLimits;
+
+/// Where the `command_stream` target's stream starts: not 0, so offset arithmetic that
+/// forgets the start shows.
+pub const STREAM_START: u64 = 1_000_000;
+
+/// Small stream limits: every limit is reachable by short inputs.
+pub fn small_stream_limits() -> StreamLimits {
+    StreamLimits {
+        reader: ReaderLimits { max_inline: 64, max_args: 8, max_bulk: 64 },
+        max_transaction_bytes: 256,
+    }
+}
+
+/// `command_stream`: bits 0-6 of the selector give the piece size (`% 33`: 0 = whole,
+/// 1..=32), bit 7 picks the default limits instead of the small ones.
+pub fn plan_command_stream(selector: u8) -> (usize, StreamLimits) {
+    let limits = if selector & 0x80 != 0 { StreamLimits::default() } else { small_stream_limits() };
+    ((selector & 0x7f) as usize % 33, limits)
+}
+
+/// What one run of a [`CommandStream`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamOutcome {
+    /// Debug strings of the units, in order.
+    pub units: Vec<String>,
+    /// The error (its Display text), if any.
+    pub error: Option<String>,
+    /// `offset()` at the end.
+    pub offset: u64,
+    /// `db()` at the end.
+    pub db: u32,
+    /// `in_transaction()` at the end.
+    pub in_transaction: bool,
+}
+
+/// Runs the `command_stream` target's checks on one fuzz input: the first byte picks the
+/// piece size and the limits, the rest is the stream. It is read whole, in the chosen
+/// pieces and (under [`COMPARE_BELOW`] bytes) one byte at a time: units, error, final
+/// offset and db must be the same every time.
+pub fn check_command_stream(data: &[u8]) -> Option<StreamOutcome> {
+    let (&selector, stream) = data.split_first()?;
+    let (piece, limits) = plan_command_stream(selector);
+    let whole = run_command_stream(stream, &limits, 0);
+    if piece != 0 {
+        let got = run_command_stream(stream, &limits, piece);
+        assert_same_stream(&got, &whole, &format!("{piece}-byte pieces vs whole input"));
+    }
+    if piece != 1 && stream.len() < COMPARE_BELOW {
+        let ones = run_command_stream(stream, &limits, 1);
+        assert_same_stream(&ones, &whole, "1-byte pieces vs whole input");
+    }
+    Some(whole)
+}
+
+fn assert_same_stream(got: &StreamOutcome, want: &StreamOutcome, what: &str) {
+    assert_same(&got.units, &want.units, what);
+    assert_eq!(got.error, want.error, "{what}: different errors");
+    assert_eq!(
+        (got.offset, got.db, got.in_transaction),
+        (want.offset, want.db, want.in_transaction),
+        "{what}: offset, db, in_transaction"
+    );
+}
+
+/// Feeds `stream` in `piece`-byte pieces (0 = all at once), draining after each feed.
+/// Panics when an invariant breaks:
+///
+/// - a unit's end offset is after the previous unit's (and `offset()` equals it);
+/// - a command outside a transaction starts where the previous unit ended: its end
+///   offset minus its wire length is the previous end, and its wire bytes are the
+///   stream's bytes there; it has at least one argument, and `args()`, `arg(i)`,
+///   `len()` and `name()` agree;
+/// - a transaction starts where the previous unit ended, its commands' end offsets rise
+///   strictly between its start and end, and each has at least one argument;
+/// - after an error, the stream stays failed with the same error; its offset lies within
+///   the input;
+/// - at the end, the acknowledged offset plus the bytes not yet read never exceed the
+///   input, and equal it when no transaction is open.
+pub fn run_command_stream(stream: &[u8], limits: &StreamLimits, piece: usize) -> StreamOutcome {
+    let start = STREAM_START;
+    let end_of_input = start + stream.len() as u64;
+    let mut s = CommandStream::new(start, 0, limits.clone());
+    let mut units = Vec::new();
+    let mut prev = start;
+    let step = if piece == 0 { stream.len().max(1) } else { piece };
+    for part in stream.chunks(step) {
+        s.feed(part);
+        loop {
+            match s.next_unit() {
+                Ok(Some(u)) => {
+                    let end = u.end_offset();
+                    assert!(end > prev, "unit ends at {end}, not after the previous one ({prev}): {u:?}");
+                    assert!(end <= end_of_input, "unit ends at {end}, past the input ({end_of_input}): {u:?}");
+                    match &u {
+                        Unit::Command(c) => {
+                            let frame = c.frame();
+                            assert_eq!(end - frame.wire_len() as u64, prev, "command does not follow the previous unit: {u:?}");
+                            let at = (prev - start) as usize;
+                            assert_eq!(frame.wire(), &stream[at..at + frame.wire_len()], "command's wire bytes");
+                            assert!(!c.is_empty(), "command without a name: {u:?}");
+                            let args: Vec<&[u8]> = c.args().collect();
+                            assert_eq!(args.len(), c.len());
+                            assert_eq!(c.name(), args[0]);
+                            for (i, a) in args.iter().enumerate() {
+                                assert_eq!(c.arg(i), *a);
+                            }
+                            assert!(c.arg(c.len()).is_empty());
+                        }
+                        Unit::Transaction(t) => {
+                            assert_eq!(t.start_offset, prev, "transaction does not follow the previous unit: {u:?}");
+                            let mut at = t.start_offset;
+                            for c in t.commands {
+                                assert!(c.end_offset > at && c.end_offset < t.end_offset, "transaction command offsets: {u:?}");
+                                assert!(!c.args.is_empty(), "transaction command without a name: {u:?}");
+                                at = c.end_offset;
+                            }
+                        }
+                        Unit::Control(_) => {}
+                    }
+                    let cmd_db = if let Unit::Command(c) = &u { Some(c.db) } else { None };
+                    units.push(format!("{u:?}"));
+                    if let Some(db) = cmd_db {
+                        assert_eq!(db, s.db(), "a command's db is not the stream's current db");
+                    }
+                    assert_eq!(s.offset(), end, "offset() is not the last unit's end");
+                    assert!(!s.in_transaction(), "in a transaction right after a unit");
+                    prev = end;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    assert!(
+                        e.offset >= start && e.offset < end_of_input,
+                        "error offset {} outside the input [{start}, {end_of_input}): {e}",
+                        e.offset
+                    );
+                    assert_eq!(s.offset(), prev, "offset() moved on an error");
+                    let text = e.to_string();
+                    let _ = format!("{e:?} {}", e.kind.what());
+                    s.feed(b"*1\r\n$4\r\nPING\r\n");
+                    match s.next_unit() {
+                        Err(again) => assert_eq!(again, e, "a later call gave another error"),
+                        Ok(u) => panic!("after the error {text}, next_unit gave {u:?}"),
+                    }
+                    return StreamOutcome { units, error: Some(text), offset: s.offset(), db: s.db(), in_transaction: s.in_transaction() };
+                }
+            }
+        }
+    }
+    let consumed = s.offset() - start + s.buffered() as u64;
+    if s.in_transaction() {
+        assert!(consumed <= stream.len() as u64, "offset + buffered = {consumed} > input {}", stream.len());
+    } else {
+        assert_eq!(consumed, stream.len() as u64, "offset + buffered != input length");
+    }
+    StreamOutcome { units, error: None, offset: s.offset(), db: s.db(), in_transaction: s.in_transaction() }
+}
+
