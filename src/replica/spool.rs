@@ -330,14 +330,22 @@ impl<E> SpoolWriter<E> {
             let mut staged: Option<Vec<u8>> = None;
             let mut direct: &[u8] = &[];
             if st.staging {
-                let mut full = false;
-                if let Some(Entry::Mem(seg)) = st.queue.back_mut() {
-                    let n = fill(seg, data, self.segment_bytes);
-                    data = data.get(n..).unwrap_or_default();
-                    full = seg.len() >= self.segment_bytes;
-                    st.memory_bytes += n as u64;
-                    st.add_queued(n);
+                let (n, full) = match st.queue.back_mut() {
+                    Some(Entry::Mem(seg)) => {
+                        let n = fill(seg, data, self.segment_bytes);
+                        (n, seg.len() >= self.segment_bytes)
+                    }
+                    // Cannot happen (`staging` means the back is data); start a new
+                    // segment rather than loop.
+                    _ => (0, false),
+                };
+                if n == 0 && !full {
+                    st.staging = false;
+                    continue;
                 }
+                data = data.get(n..).unwrap_or_default();
+                st.memory_bytes += n as u64;
+                st.add_queued(n);
                 if full {
                     if let Some(Entry::Mem(seg)) = st.queue.pop_back() {
                         st.staging = false;
@@ -380,6 +388,9 @@ impl<E> SpoolWriter<E> {
             return;
         }
         let mut st = self.shared.lock();
+        if st.reader_gone {
+            return;
+        }
         if st.staging {
             if let Some(Entry::Mem(seg)) = st.queue.pop_back() {
                 st.staging = false;
@@ -956,6 +967,93 @@ mod tests {
         assert!(matches!(r.try_recv(), Err(SpoolError::Broken { .. })));
     }
 
+    /// A replication stream sample: SET commands with keys, text and random bytes, so lz4
+    /// sees something like real traffic (`random_share` of each value is noise).
+    fn resp_sample(len: usize, random_share: f64) -> Vec<u8> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut out = Vec::with_capacity(len + 512);
+        while out.len() < len {
+            let key = format!("user:{}:profile", next() % 1_000_000);
+            let vlen = 20 + (next() % 300) as usize;
+            let noisy = (vlen as f64 * random_share) as usize;
+            let mut value: Vec<u8> = (0..noisy).map(|_| next() as u8).collect();
+            value.extend(b"{\"name\":\"someone\",\"active\":true,\"tags\":[]}".iter().cycle().take(vlen - noisy));
+            out.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${vlen}\r\n", key.len()).as_bytes());
+            out.extend_from_slice(&value);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// Pushes 1 GiB in 64 KiB pieces from one thread while this one receives, the
+    /// first `slow` of the time sleeping 1 ms per item; prints the figures.
+    fn measure(name: &str, memory_limit: usize, sample: &[u8], slow: Duration) {
+        const TOTAL: usize = 1 << 30;
+        const PIECE: usize = 64 << 10;
+        let (mut w, mut r) = spool::<()>(config(memory_limit, 256 << 10));
+        let sample = sample.to_vec();
+        let started = Instant::now();
+        let writer = thread::spawn(move || {
+            let mut at = 0;
+            while at < TOTAL {
+                let from = at % (sample.len() - PIECE);
+                w.push_data(&sample[from..from + PIECE]).unwrap();
+                at += PIECE;
+            }
+            (started.elapsed(), w.stats())
+        });
+        let mut received = 0usize;
+        loop {
+            if started.elapsed() < slow {
+                thread::sleep(Duration::from_millis(1));
+            }
+            match r.recv(WAIT) {
+                Ok(Some(Item::Data(d))) => received += d.len(),
+                Ok(_) => {}
+                Err(SpoolError::Closed) => break,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        let total = started.elapsed();
+        let (pushed, stats) = writer.join().unwrap();
+        assert_eq!(received, TOTAL);
+        let mbs = |d: Duration| TOTAL as f64 / 1e6 / d.as_secs_f64();
+        println!(
+            "{name}: push {:.0} MB/s ({pushed:.2?}), end to end {:.0} MB/s ({total:.2?}); \
+             spilled {} MiB, peak queued {} MiB, spill file {} MiB at the end",
+            mbs(pushed),
+            mbs(total),
+            stats.spilled_bytes_total >> 20,
+            stats.peak_queued_bytes >> 20,
+            stats.spill_file_bytes >> 20,
+        );
+    }
+
+    /// `cargo test --release --lib spool::tests::throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement: 1 GiB per case, run in release"]
+    fn throughput() {
+        let text = resp_sample(8 << 20, 0.25);
+        let noise = resp_sample(8 << 20, 1.0);
+        let ratio = |s: &[u8]| {
+            let piece = &s[..256 << 10];
+            lz4_flex::block::compress(piece).len() as f64 / piece.len() as f64
+        };
+        println!("lz4 ratio: text-ish {:.2}, noisy {:.2}", ratio(&text), ratio(&noise));
+        measure("memory, fast reader", 16 << 20, &text, Duration::ZERO);
+        measure("16 MiB, reader slow for 2 s then fast", 16 << 20, &text, Duration::from_secs(2));
+        measure("all spilled (limit 0), text-ish", 0, &text, Duration::ZERO);
+        measure("all spilled (limit 0), noisy", 0, &noise, Duration::ZERO);
+        measure("16 MiB, slow 2 s, noisy", 16 << 20, &noise, Duration::from_secs(2));
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Data(usize),
@@ -1005,7 +1103,7 @@ mod tests {
                 }
                 let stats = w.stats();
                 prop_assert!(stats.memory_bytes <= stats.queued_bytes);
-                prop_assert!(stats.memory_bytes <= (memory_limit + segment_bytes) as u64 + 3000);
+                prop_assert!(stats.memory_bytes <= (memory_limit + segment_bytes) as u64);
             }
             w.close();
             while let Some(item) = r.try_recv().unwrap_or(None) {
