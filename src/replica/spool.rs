@@ -992,9 +992,19 @@ mod tests {
         out
     }
 
-    /// Pushes 1 GiB in 64 KiB pieces from one thread while this one receives, the
-    /// first `slow` of the time sleeping 1 ms per item; prints the figures.
-    fn measure(name: &str, memory_limit: usize, sample: &[u8], slow: Duration) {
+    /// How the reader in [`measure`] behaves.
+    enum Reader {
+        /// Receives from the start.
+        Fast,
+        /// Sleeps 1 ms per item for this long, then receives as fast as it can.
+        SlowFor(Duration),
+        /// Receives nothing until the writer has pushed everything.
+        AfterWriter,
+    }
+
+    /// Pushes 1 GiB in 64 KiB pieces from one thread while this one receives; prints
+    /// the writer's push rate and the reader's rate once it is fast.
+    fn measure(name: &str, memory_limit: usize, sample: &[u8], reader: Reader) {
         const TOTAL: usize = 1 << 30;
         const PIECE: usize = 64 << 10;
         let (mut w, mut r) = spool::<()>(config(memory_limit, 256 << 10));
@@ -1009,10 +1019,22 @@ mod tests {
             }
             (started.elapsed(), w.stats())
         });
-        let mut received = 0usize;
+        let slow = match reader {
+            Reader::Fast => Duration::ZERO,
+            Reader::SlowFor(slow) => slow,
+            Reader::AfterWriter => {
+                while !writer.is_finished() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                started.elapsed()
+            }
+        };
+        let (mut received, mut fast_from) = (0usize, None);
         loop {
             if started.elapsed() < slow {
                 thread::sleep(Duration::from_millis(1));
+            } else if fast_from.is_none() {
+                fast_from = Some((started.elapsed(), received));
             }
             match r.recv(WAIT) {
                 Ok(Some(Item::Data(d))) => received += d.len(),
@@ -1024,15 +1046,18 @@ mod tests {
         let total = started.elapsed();
         let (pushed, stats) = writer.join().unwrap();
         assert_eq!(received, TOTAL);
-        let mbs = |d: Duration| TOTAL as f64 / 1e6 / d.as_secs_f64();
+        let (fast_at, fast_bytes) = fast_from.unwrap_or((total, received));
+        let rate = |bytes: usize, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
         println!(
-            "{name}: push {:.0} MB/s ({pushed:.2?}), end to end {:.0} MB/s ({total:.2?}); \
-             spilled {} MiB, peak queued {} MiB, spill file {} MiB at the end",
-            mbs(pushed),
-            mbs(total),
+            "{name}: push {:.0} MB/s ({pushed:.2?}); reader once fast {:.0} MB/s ({} MiB in {:.2?}); \
+             spilled {} MiB into a file of {} MiB, peak queued {} MiB",
+            rate(TOTAL, pushed),
+            rate(TOTAL - fast_bytes, total - fast_at),
+            (TOTAL - fast_bytes) >> 20,
+            total - fast_at,
             stats.spilled_bytes_total >> 20,
-            stats.peak_queued_bytes >> 20,
             stats.spill_file_bytes >> 20,
+            stats.peak_queued_bytes >> 20,
         );
     }
 
@@ -1047,11 +1072,13 @@ mod tests {
             lz4_flex::block::compress(piece).len() as f64 / piece.len() as f64
         };
         println!("lz4 ratio: text-ish {:.2}, noisy {:.2}", ratio(&text), ratio(&noise));
-        measure("memory, fast reader", 16 << 20, &text, Duration::ZERO);
-        measure("16 MiB, reader slow for 2 s then fast", 16 << 20, &text, Duration::from_secs(2));
-        measure("all spilled (limit 0), text-ish", 0, &text, Duration::ZERO);
-        measure("all spilled (limit 0), noisy", 0, &noise, Duration::ZERO);
-        measure("16 MiB, slow 2 s, noisy", 16 << 20, &noise, Duration::from_secs(2));
+        let slow = Reader::SlowFor(Duration::from_secs(2));
+        measure("memory only, fast reader", 16 << 20, &text, Reader::Fast);
+        measure("16 MiB, slow 2 s then fast, text-ish", 16 << 20, &text, slow);
+        let slow = Reader::SlowFor(Duration::from_secs(2));
+        measure("16 MiB, slow 2 s then fast, noisy", 16 << 20, &noise, slow);
+        measure("16 MiB, reader after writer, text-ish", 16 << 20, &text, Reader::AfterWriter);
+        measure("16 MiB, reader after writer, noisy", 16 << 20, &noise, Reader::AfterWriter);
     }
 
     #[derive(Debug, Clone)]
