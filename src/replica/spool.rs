@@ -916,6 +916,55 @@ mod tests {
         assert_eq!((stats.queued_bytes, stats.memory_bytes), (0, 0));
     }
 
+    #[test]
+    fn threaded_spill_mode_toggling() {
+        // Tiny limits and a writer pushing in bursts: spill mode starts and ends over
+        // and over, so truncation would race with reads if anything were wrong.
+        const TOTAL: usize = 4 << 20;
+        let (mut w, mut r) = spool::<usize>(config(4096, 1024));
+        let writer = thread::spawn(move || {
+            let data = pattern(0, TOTAL);
+            let (mut at, mut step, mut truncations) = (0, 1usize, 0);
+            while at < TOTAL {
+                step = (step * 7919 + 13) % 3000 + 1;
+                let end = (at + step).min(TOTAL);
+                let before = w.write_pos;
+                w.push_data(&data[at..end]).unwrap();
+                if w.write_pos < before {
+                    truncations += 1;
+                }
+                if step % 7 == 0 {
+                    w.push_event(end);
+                }
+                // Bursts of ~40 KiB, then a pause in which the reader catches up.
+                if at / 40_000 != end / 40_000 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                at = end;
+            }
+            (truncations, w.stats())
+        });
+        let mut got = Vec::with_capacity(TOTAL);
+        let mut n = 0u32;
+        loop {
+            n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if n % 16 == 0 {
+                thread::sleep(Duration::from_micros(20));
+            }
+            match r.recv(WAIT) {
+                Ok(Some(Item::Data(d))) => got.extend_from_slice(&d),
+                Ok(Some(Item::Event(at))) => assert_eq!(at, got.len()),
+                Ok(None) => panic!("stalled"),
+                Err(SpoolError::Closed) => break,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        let (truncations, stats) = writer.join().unwrap();
+        assert!(got == pattern(0, TOTAL));
+        assert!(truncations > 0, "the file was never started over: {stats:?}");
+        assert_eq!(r.stats().queued_bytes, 0);
+    }
+
     /// Spills `data` and hands back the spool, closed, with the reader's file handle.
     fn spilled(data: &[u8]) -> (SpoolReader<()>, File) {
         let (mut w, r) = spool::<()>(config(0, 4096));
