@@ -288,10 +288,10 @@ impl<E> SpoolWriter<E> {
     ///
     /// # Errors
     /// [`SpoolError::Closed`] if the reader was dropped (the data is discarded).
-    /// [`SpoolError::Io`] if the spill file cannot be created, written or truncated: a
-    /// failed create or write loses data, so the spool is broken from then on (the
-    /// reader gets [`SpoolError::Broken`] where the data was lost, and so does every
-    /// later push).
+    /// [`SpoolError::Io`] if the spill file cannot be created, written or truncated.
+    /// Part of the data may have been queued by then, so the spool is broken from then
+    /// on: the reader gets [`SpoolError::Broken`] at that point of the stream, and every
+    /// later push returns it too.
     pub fn push_data(&mut self, mut data: &[u8]) -> Result<(), SpoolError> {
         if let Some(reason) = &self.broken {
             return Err(SpoolError::Broken { reason: reason.clone() });
@@ -306,7 +306,10 @@ impl<E> SpoolWriter<E> {
                 // Nothing spilled is waiting or being read, and only this thread adds
                 // blocks, so the file can start over.
                 drop(st);
-                self.truncate()?;
+                if let Err(err) = self.truncate() {
+                    self.break_here(&err);
+                    return Err(err);
+                }
                 continue;
             }
             let spilling = st.disk_pending > 0 || st.staging;
@@ -391,7 +394,7 @@ impl<E> SpoolWriter<E> {
         if st.reader_gone {
             return;
         }
-        if st.staging {
+        if st.staging && matches!(st.queue.back(), Some(Entry::Mem(_))) {
             if let Some(Entry::Mem(seg)) = st.queue.pop_back() {
                 st.staging = false;
                 st.disk_pending += 1;
@@ -403,6 +406,7 @@ impl<E> SpoolWriter<E> {
                 st = self.shared.lock();
             }
         }
+        st.staging = false;
         if st.reader_gone {
             return;
         }
@@ -449,15 +453,22 @@ impl<E> SpoolWriter<E> {
             Err(err) => {
                 st.disk_pending = st.disk_pending.saturating_sub(1);
                 st.queued_bytes = st.queued_bytes.saturating_sub(raw.len() as u64);
-                let reason = format!("{} bytes could not be spilled: {err}", raw.len());
-                st.queue.push_back(Entry::Lost(reason.clone()));
-                self.broken = Some(reason);
-                Err(err)
+                drop(st);
+                self.break_here(&err);
+                return Err(err);
             }
         };
         drop(st);
         self.shared.ready.notify_one();
         result
+    }
+
+    /// Marks the spool broken by `err`, at this point of the stream.
+    fn break_here(&mut self, err: &SpoolError) {
+        let reason = format!("spilling failed: {err}");
+        self.shared.lock().queue.push_back(Entry::Lost(reason.clone()));
+        self.shared.ready.notify_one();
+        self.broken = Some(reason);
     }
 
     /// Compresses `raw` and appends it to the spill file, creating the file if needed.
