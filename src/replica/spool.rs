@@ -288,10 +288,10 @@ impl<E> SpoolWriter<E> {
     ///
     /// # Errors
     /// [`SpoolError::Closed`] if the reader was dropped (the data is discarded).
-    /// [`SpoolError::Io`] if the spill file cannot be created, written or truncated: a
-    /// failed create or write loses data, so the spool is broken from then on (the
-    /// reader gets [`SpoolError::Broken`] where the data was lost, and so does every
-    /// later push).
+    /// [`SpoolError::Io`] if the spill file cannot be created, written or truncated.
+    /// Part of the data may have been queued by then, so the spool is broken from then
+    /// on: the reader gets [`SpoolError::Broken`] at that point of the stream, and every
+    /// later push returns it too.
     pub fn push_data(&mut self, mut data: &[u8]) -> Result<(), SpoolError> {
         if let Some(reason) = &self.broken {
             return Err(SpoolError::Broken { reason: reason.clone() });
@@ -306,7 +306,10 @@ impl<E> SpoolWriter<E> {
                 // Nothing spilled is waiting or being read, and only this thread adds
                 // blocks, so the file can start over.
                 drop(st);
-                self.truncate()?;
+                if let Err(err) = self.truncate() {
+                    self.break_here(&err);
+                    return Err(err);
+                }
                 continue;
             }
             let spilling = st.disk_pending > 0 || st.staging;
@@ -391,7 +394,7 @@ impl<E> SpoolWriter<E> {
         if st.reader_gone {
             return;
         }
-        if st.staging {
+        if st.staging && matches!(st.queue.back(), Some(Entry::Mem(_))) {
             if let Some(Entry::Mem(seg)) = st.queue.pop_back() {
                 st.staging = false;
                 st.disk_pending += 1;
@@ -403,6 +406,7 @@ impl<E> SpoolWriter<E> {
                 st = self.shared.lock();
             }
         }
+        st.staging = false;
         if st.reader_gone {
             return;
         }
@@ -449,15 +453,22 @@ impl<E> SpoolWriter<E> {
             Err(err) => {
                 st.disk_pending = st.disk_pending.saturating_sub(1);
                 st.queued_bytes = st.queued_bytes.saturating_sub(raw.len() as u64);
-                let reason = format!("{} bytes could not be spilled: {err}", raw.len());
-                st.queue.push_back(Entry::Lost(reason.clone()));
-                self.broken = Some(reason);
-                Err(err)
+                drop(st);
+                self.break_here(&err);
+                return Err(err);
             }
         };
         drop(st);
         self.shared.ready.notify_one();
         result
+    }
+
+    /// Marks the spool broken by `err`, at this point of the stream.
+    fn break_here(&mut self, err: &SpoolError) {
+        let reason = format!("spilling failed: {err}");
+        self.shared.lock().queue.push_back(Entry::Lost(reason.clone()));
+        self.shared.ready.notify_one();
+        self.broken = Some(reason);
     }
 
     /// Compresses `raw` and appends it to the spill file, creating the file if needed.
@@ -916,6 +927,55 @@ mod tests {
         assert_eq!((stats.queued_bytes, stats.memory_bytes), (0, 0));
     }
 
+    #[test]
+    fn threaded_spill_mode_toggling() {
+        // Tiny limits and a writer pushing in bursts: spill mode starts and ends over
+        // and over, so truncation would race with reads if anything were wrong.
+        const TOTAL: usize = 4 << 20;
+        let (mut w, mut r) = spool::<usize>(config(4096, 1024));
+        let writer = thread::spawn(move || {
+            let data = pattern(0, TOTAL);
+            let (mut at, mut step, mut truncations) = (0, 1usize, 0);
+            while at < TOTAL {
+                step = (step * 7919 + 13) % 3000 + 1;
+                let end = (at + step).min(TOTAL);
+                let before = w.write_pos;
+                w.push_data(&data[at..end]).unwrap();
+                if w.write_pos < before {
+                    truncations += 1;
+                }
+                if step % 7 == 0 {
+                    w.push_event(end);
+                }
+                // Bursts of ~40 KiB, then a pause in which the reader catches up.
+                if at / 40_000 != end / 40_000 {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                at = end;
+            }
+            (truncations, w.stats())
+        });
+        let mut got = Vec::with_capacity(TOTAL);
+        let mut n = 0u32;
+        loop {
+            n = n.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if n % 16 == 0 {
+                thread::sleep(Duration::from_micros(20));
+            }
+            match r.recv(WAIT) {
+                Ok(Some(Item::Data(d))) => got.extend_from_slice(&d),
+                Ok(Some(Item::Event(at))) => assert_eq!(at, got.len()),
+                Ok(None) => panic!("stalled"),
+                Err(SpoolError::Closed) => break,
+                Err(err) => panic!("{err}"),
+            }
+        }
+        let (truncations, stats) = writer.join().unwrap();
+        assert!(got == pattern(0, TOTAL));
+        assert!(truncations > 0, "the file was never started over: {stats:?}");
+        assert_eq!(r.stats().queued_bytes, 0);
+    }
+
     /// Spills `data` and hands back the spool, closed, with the reader's file handle.
     fn spilled(data: &[u8]) -> (SpoolReader<()>, File) {
         let (mut w, r) = spool::<()>(config(0, 4096));
@@ -992,9 +1052,19 @@ mod tests {
         out
     }
 
-    /// Pushes 1 GiB in 64 KiB pieces from one thread while this one receives, the
-    /// first `slow` of the time sleeping 1 ms per item; prints the figures.
-    fn measure(name: &str, memory_limit: usize, sample: &[u8], slow: Duration) {
+    /// How the reader in [`measure`] behaves.
+    enum Reader {
+        /// Receives from the start.
+        Fast,
+        /// Sleeps 1 ms per item for this long, then receives as fast as it can.
+        SlowFor(Duration),
+        /// Receives nothing until the writer has pushed everything.
+        AfterWriter,
+    }
+
+    /// Pushes 1 GiB in 64 KiB pieces from one thread while this one receives; prints
+    /// the writer's push rate and the reader's rate once it is fast.
+    fn measure(name: &str, memory_limit: usize, sample: &[u8], reader: Reader) {
         const TOTAL: usize = 1 << 30;
         const PIECE: usize = 64 << 10;
         let (mut w, mut r) = spool::<()>(config(memory_limit, 256 << 10));
@@ -1009,10 +1079,22 @@ mod tests {
             }
             (started.elapsed(), w.stats())
         });
-        let mut received = 0usize;
+        let slow = match reader {
+            Reader::Fast => Duration::ZERO,
+            Reader::SlowFor(slow) => slow,
+            Reader::AfterWriter => {
+                while !writer.is_finished() {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                started.elapsed()
+            }
+        };
+        let (mut received, mut fast_from) = (0usize, None);
         loop {
             if started.elapsed() < slow {
                 thread::sleep(Duration::from_millis(1));
+            } else if fast_from.is_none() {
+                fast_from = Some((started.elapsed(), received));
             }
             match r.recv(WAIT) {
                 Ok(Some(Item::Data(d))) => received += d.len(),
@@ -1024,15 +1106,18 @@ mod tests {
         let total = started.elapsed();
         let (pushed, stats) = writer.join().unwrap();
         assert_eq!(received, TOTAL);
-        let mbs = |d: Duration| TOTAL as f64 / 1e6 / d.as_secs_f64();
+        let (fast_at, fast_bytes) = fast_from.unwrap_or((total, received));
+        let rate = |bytes: usize, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
         println!(
-            "{name}: push {:.0} MB/s ({pushed:.2?}), end to end {:.0} MB/s ({total:.2?}); \
-             spilled {} MiB, peak queued {} MiB, spill file {} MiB at the end",
-            mbs(pushed),
-            mbs(total),
+            "{name}: push {:.0} MB/s ({pushed:.2?}); reader once fast {:.0} MB/s ({} MiB in {:.2?}); \
+             spilled {} MiB into a file of {} MiB, peak queued {} MiB",
+            rate(TOTAL, pushed),
+            rate(TOTAL - fast_bytes, total - fast_at),
+            (TOTAL - fast_bytes) >> 20,
+            total - fast_at,
             stats.spilled_bytes_total >> 20,
-            stats.peak_queued_bytes >> 20,
             stats.spill_file_bytes >> 20,
+            stats.peak_queued_bytes >> 20,
         );
     }
 
@@ -1047,11 +1132,13 @@ mod tests {
             lz4_flex::block::compress(piece).len() as f64 / piece.len() as f64
         };
         println!("lz4 ratio: text-ish {:.2}, noisy {:.2}", ratio(&text), ratio(&noise));
-        measure("memory, fast reader", 16 << 20, &text, Duration::ZERO);
-        measure("16 MiB, reader slow for 2 s then fast", 16 << 20, &text, Duration::from_secs(2));
-        measure("all spilled (limit 0), text-ish", 0, &text, Duration::ZERO);
-        measure("all spilled (limit 0), noisy", 0, &noise, Duration::ZERO);
-        measure("16 MiB, slow 2 s, noisy", 16 << 20, &noise, Duration::from_secs(2));
+        let slow = Reader::SlowFor(Duration::from_secs(2));
+        measure("memory only, fast reader", 16 << 20, &text, Reader::Fast);
+        measure("16 MiB, slow 2 s then fast, text-ish", 16 << 20, &text, slow);
+        let slow = Reader::SlowFor(Duration::from_secs(2));
+        measure("16 MiB, slow 2 s then fast, noisy", 16 << 20, &noise, slow);
+        measure("16 MiB, reader after writer, text-ish", 16 << 20, &text, Reader::AfterWriter);
+        measure("16 MiB, reader after writer, noisy", 16 << 20, &noise, Reader::AfterWriter);
     }
 
     #[derive(Debug, Clone)]
