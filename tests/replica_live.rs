@@ -293,3 +293,69 @@ fn stream_only_gets_an_empty_snapshot_from_7_0() {
     assert_eq!(out.snapshot_keys, 0);
     assert_eq!(out.seen, [(0, vec![v("SET"), v("wl:end"), v("1")])]);
 }
+
+/// A consumer that does not read for a while (a slow destination) does not make the
+/// master's output buffer for us grow: the link keeps reading and the spool takes the
+/// bytes, spilling past its memory limit, then hands every command over intact.
+#[test]
+fn slow_consumer_does_not_grow_the_masters_output_buffer() {
+    let Some(server) = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")]) else { return };
+    let mut opts = SourceOptions::new(Endpoint::parse(&format!("redis://{}", server.addr())).unwrap(), Purpose::Full);
+    opts.spool.memory_limit = 1 << 20;
+    let mut replica = Replica::start(opts);
+    // Wait for the end of the (empty) snapshot.
+    let mut offset = 0;
+    loop {
+        match replica.recv(Duration::from_secs(10)).unwrap().expect("an event") {
+            Item::Event(LinkEvent::FullResync { offset: o, .. }) => offset = o,
+            Item::Event(LinkEvent::SnapshotEnd { .. }) => break,
+            _ => {}
+        }
+    }
+    // Once the stream flows (one write seen by the link)...
+    let mut c = server.client();
+    let until = Instant::now() + Duration::from_secs(10);
+    while replica.received_offset() == offset {
+        assert!(Instant::now() < until, "the stream did not start");
+        c.cmd(&[b"SET", b"probe", b"1"]);
+        thread::sleep(Duration::from_millis(20));
+    }
+    // ... 40 MB of writes while nothing is taken out of the spool. Were the link
+    // waiting for the consumer, the master would hold all of it for us (omem).
+    let value = vec![b'v'; 10_000];
+    let mut max_omem = 0u64;
+    for batch in 0..40 {
+        let cmds: Vec<Args> = (0..100).map(|i| vec![v("SET"), v(&format!("big:{batch}:{i}")), value.clone()]).collect();
+        c.pipeline(cmds);
+        let list = c.cmd(&[b"CLIENT", b"LIST", b"TYPE", b"replica"]).as_string();
+        let omem: u64 = list.split_whitespace().find_map(|f| f.strip_prefix("omem=")).unwrap().parse().unwrap();
+        max_omem = max_omem.max(omem);
+        // 10 MB/s: well within what even a debug build of the link reads.
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let spooled = replica.spooled_bytes();
+    assert!(spooled > 40_000_000, "the spool holds what was not consumed yet ({spooled} bytes)");
+    assert!(max_omem < 4 << 20, "the master's buffer for us stayed small (max omem {max_omem})");
+    // Now consume everything: 4000 SETs, intact.
+    let mut s = CommandStream::new(offset, 0, StreamLimits::default());
+    let mut n = 0;
+    while n < 4000 {
+        match replica.recv(Duration::from_secs(10)).unwrap().expect("data") {
+            Item::Data(d) => {
+                s.feed(&d);
+                while let Some(u) = s.next_unit().unwrap() {
+                    if let Unit::Command(cmd) = u {
+                        if cmd.arg(1) == b"probe" {
+                            continue;
+                        }
+                        assert_eq!(cmd.arg(2), &value[..]);
+                        n += 1;
+                    }
+                }
+            }
+            Item::Event(e) => panic!("unexpected {e:?}"),
+        }
+    }
+    assert_eq!(replica.spooled_bytes(), 0);
+}

@@ -206,7 +206,7 @@ impl Link {
                 *progressed = true;
                 self.resume = Some(Resume { replid: replid.clone(), offset: resume.offset });
                 self.spool.push_event(LinkEvent::Continue { replid, offset: resume.offset });
-                return self.stream(&mut conn, true);
+                return self.stream(&mut conn, true, false);
             } else if let Some(err) = text.strip_prefix('-') {
                 if is_unknown_command(err) {
                     psync = false;
@@ -262,8 +262,9 @@ impl Link {
             // After a diskless transfer the master starts the stream on our first ACK.
             let offset = self.ack_offset();
             send_ack(&mut conn, offset)?;
+            return self.stream(&mut conn, psync, true);
         }
-        self.stream(&mut conn, psync)
+        self.stream(&mut conn, psync, false)
     }
 
     fn authenticate(&mut self, conn: &mut Conn) -> Result<(), Failure> {
@@ -410,12 +411,18 @@ impl Link {
     }
 
     /// The command stream: every byte into the spool, ACKs every second (PSYNC only).
-    fn stream(&mut self, conn: &mut Conn, psync: bool) -> Result<End, Failure> {
+    ///
+    /// After a diskless transfer the master starts the stream on an ACK that arrives
+    /// once it has seen its fork finish, which may be after our first one: until the
+    /// first byte comes, ACKs go every 100 ms (`after_diskless`).
+    fn stream(&mut self, conn: &mut Conn, psync: bool, after_diskless: bool) -> Result<End, Failure> {
         let mut last_byte = Instant::now();
         let mut last_ack = Instant::now();
+        let mut ack_every = if after_diskless { Duration::from_millis(100) } else { Duration::from_secs(1) };
         loop {
             let data = conn.buffered();
             if !data.is_empty() {
+                ack_every = Duration::from_secs(1);
                 let n = data.len();
                 self.spool.push_data(data)?;
                 conn.consume(n);
@@ -428,7 +435,7 @@ impl Link {
                 let wanted = self.shared.ack_wanted.load(Ordering::Relaxed);
                 let offset = self.ack_offset();
                 let requested = wanted != 0 && offset >= wanted;
-                if requested || last_ack.elapsed() >= Duration::from_secs(1) {
+                if requested || last_ack.elapsed() >= ack_every {
                     if requested {
                         let _ = self.shared.ack_wanted.compare_exchange(wanted, 0, Ordering::Relaxed, Ordering::Relaxed);
                     }
