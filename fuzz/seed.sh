@@ -8,6 +8,9 @@
 #   decode_prefixed:  <selector byte> + the file without its 9-byte header. The selector
 #                     picks the header closest to the file's own (see harness.rs:
 #                     bits 0-3 = header index, bits 4-6 = piece size, bit 7 = defaults).
+#   command_stream:   <selector byte> + the command-stream part of each recorded
+#                     replication transcript in testdata/replication (the byte range its
+#                     notes.txt labels "command stream").
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -37,3 +40,21 @@ while IFS= read -r -d '' f; do
 done < <(find "$root/testdata/rdb" -name '*.rdb' -type f -print0 | sort -z)
 
 echo "seeded $n RDB files into $out/decode and $out/decode_prefixed"
+
+mkdir -p "$out/command_stream"
+python3 - "$root/testdata/replication" "$out/command_stream" <<'PY'
+import pathlib, re, sys
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+n = 0
+for notes in sorted(src.glob("*/notes.txt")):
+    for section in notes.read_text().split("\n== ")[1:]:
+        name = section.split(":", 1)[0].strip()
+        m = re.search(r"\[\s*(\d+) \.\.\s*(\d+)\)\s+command stream", section)
+        if not m:
+            continue
+        data = (notes.parent / name).read_bytes()[int(m[1]):int(m[2])]
+        for sel in (0, 7):
+            (out / f"seed-{notes.parent.name}-{name}-{sel}").write_bytes(bytes([sel]) + data)
+        n += 1
+print(f"seeded {n} command streams into {out}")
+PY

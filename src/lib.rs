@@ -6,16 +6,25 @@
 //!
 //! - [`rdb`]: the streaming RDB decoder. Bytes in, [`rdb::Record`]s out, in chunks of
 //!   any size; every format from Redis 2.0 to 7.4 and Valkey 9. Knows nothing of sockets.
+//! - [`replica`]: the source side. A network thread is a replica of any master (`SYNC` on
+//!   2.4/2.6, `PSYNC` on 2.8+, disk or diskless snapshots), spools every byte
+//!   ([`replica::spool`]), acknowledges offsets, and continues after a dropped link;
+//!   [`replica::stream`] turns the command stream into units (commands, `MULTI`/`EXEC`
+//!   transactions, controls) with their db and offsets.
+//! - [`net`]: `redis://`/`rediss://` URLs, TCP and TLS connections (shared with the
+//!   destination side to come).
 //! - [`output`]: turns records into the `decode` command's formats (JSON Lines, RESP
 //!   commands, a summary).
-//! - [`resp`]: RESP encoding of commands.
+//! - [`resp`]: RESP encoding of commands, and [`resp::reader`], incremental reading of
+//!   commands (multibulk and inline) from a byte stream.
 //! - [`crc64`]: the CRC-64 Redis uses for RDB trailers and DUMP payloads.
 //! - [`bytesfmt`]: printing byte strings from the data in messages.
 //!
-//! The binary (`src/main.rs`) is a thin command line over these.
+//! The binary (`src/main.rs`, with `src/cli/` for the subcommands that talk to servers)
+//! is a thin command line over these.
 //!
-//! Still to come, each its own module: the replica link (`SYNC`/`PSYNC` and the command
-//! stream), the per-key write plan, the pipelined writer, and verification.
+//! Still to come, each its own module: the per-key write plan, the pipelined writer, and
+//! verification.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
