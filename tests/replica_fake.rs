@@ -273,3 +273,25 @@ fn unreachable_source_fails_at_once() {
     assert!(seen.failed.unwrap().contains("cannot connect"));
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// A source that is still loading its dataset answers `-LOADING`: wait and retry, even
+/// on the very first connection.
+#[test]
+fn a_loading_source_is_waited_for() {
+    let bytes = recording("7.0.15", "stream.bin");
+    let first: Script = Box::new(|s: &mut Session| {
+        s.handshake(Era::Psync);
+        s.send(b"-LOADING Redis is loading the dataset in memory\r\n");
+    });
+    let second: Script = Box::new(move |s: &mut Session| {
+        s.handshake(Era::Psync);
+        s.send(&bytes);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let master = FakeMaster::start(vec![first, second]);
+    let mut replica = Replica::start(options(&master.url(), Purpose::Full));
+    let seen = collect(&mut replica, |_, _| {}, |s| s.stream.len() >= 2470);
+    assert_eq!(seen.events[0], "disconnected");
+    assert_eq!(seen.events[1..].len(), 3, "{:?}", seen.events);
+    master.join();
+}

@@ -123,7 +123,11 @@ impl Link {
                         backoff = Duration::from_millis(100);
                     }
                     let since = *down_since.get_or_insert_with(Instant::now);
-                    if !f.transient || !connected_once || since.elapsed() > self.opts.reconnect_for {
+                    // Before the source ever accepted us, a host that cannot be reached
+                    // is most likely a wrong address: say so at once. A source that is
+                    // loading or has no master of its own yet is waited for.
+                    let unreachable = matches!(f.error, SourceError::Net(NetError::Connect { .. } | NetError::Resolve { .. }));
+                    if !f.transient || (unreachable && !connected_once) || since.elapsed() > self.opts.reconnect_for {
                         let error = if f.transient && connected_once {
                             SourceError::GaveUp { after: since.elapsed(), last: Box::new(f.error) }
                         } else {
