@@ -295,3 +295,47 @@ fn a_loading_source_is_waited_for() {
     assert_eq!(seen.events[1..].len(), 3, "{:?}", seen.events);
     master.join();
 }
+
+/// Resuming from a saved position (the coming checkpoint): `PSYNC <replid> <offset+1>`,
+/// and offsets (received, acknowledged) continue from there.
+#[test]
+fn resume_from_a_saved_position() {
+    let bytes = recording("7.0.15", "stream.bin");
+    let replid = "65834ce525ed34464388d55b83e65d754ab6f0ed";
+    let stream = bytes[486..].to_vec();
+    let len = stream.len() as u64;
+    let script: Script = Box::new(move |s: &mut Session| {
+        let cmd = s.handshake(Era::Psync);
+        assert_eq!(words(&[cmd]), [format!("PSYNC {replid} 1001")]);
+        s.send(b"+CONTINUE\r\n");
+        s.send(&stream);
+        s.wait_for(Duration::from_secs(3), |c| ack_of(c) == Some(1000 + len));
+    });
+    let master = FakeMaster::start(vec![script]);
+    let mut opts = options(&master.url(), Purpose::Full);
+    opts.resume = Some((replid.to_string(), 1000));
+    let mut replica = Replica::start(opts);
+    let seen = collect(&mut replica, |r, s| r.acknowledge(1000 + s.stream.len() as u64), |s| s.stream.len() as u64 >= len);
+    assert_eq!(seen.events, [format!("continue {replid} 1000")]);
+    assert_eq!(replica.received_offset(), 1000 + len);
+    master.join();
+}
+
+/// An ACL user without +replconf: a clear error, not ACK refusals inside the stream.
+#[test]
+fn acl_user_without_replconf_is_refused_clearly() {
+    let script: Script = Box::new(|s: &mut Session| {
+        s.read_command(Duration::from_secs(5)).unwrap(); // AUTH
+        s.send(b"+OK\r\n");
+        s.read_command(Duration::from_secs(5)).unwrap(); // PING
+        s.send(b"+PONG\r\n");
+        s.read_command(Duration::from_secs(5)).unwrap(); // REPLCONF
+        s.send(b"-NOPERM this user has no permissions to run the 'replconf' command\r\n");
+    });
+    let master = FakeMaster::start(vec![script]);
+    let url = format!("redis://ferry:pw@127.0.0.1:{}", master.port);
+    let mut replica = Replica::start(options(&url, Purpose::Full));
+    let seen = collect(&mut replica, |_, _| {}, |s| s.failed.is_some());
+    assert!(seen.failed.as_ref().unwrap().contains("+replconf"), "{seen:?}");
+    master.join();
+}

@@ -153,12 +153,17 @@ pub fn run(args: TailArgs) -> anyhow::Result<()> {
                 Some(s) => {
                     s.feed(&data);
                     let mut ack_wanted = false;
-                    while let Some(unit) = s.next_unit().with_context(|| format!("the command stream from {source}"))? {
+                    let limit = args.count.unwrap_or(u64::MAX);
+                    while printer.printed < limit {
+                        let Some(unit) = s.next_unit().with_context(|| format!("the command stream from {source}"))? else {
+                            break;
+                        };
                         match unit {
                             Unit::Command(c) => printer.command(c.db, c.end_offset, None, c.args()),
                             Unit::Transaction(t) => {
                                 printer.select(t.commands.first().map_or(0, |c| c.db));
                                 printer.raw("MULTI");
+                                // A transaction is printed whole, even past --count.
                                 for c in t.commands {
                                     printer.command(c.db, c.end_offset, Some(t.end_offset), c.args.iter().map(|a| &a[..]));
                                 }
@@ -173,7 +178,7 @@ pub fn run(args: TailArgs) -> anyhow::Result<()> {
                     if ack_wanted {
                         replica.request_ack(s.offset());
                     }
-                    if args.count.is_some_and(|n| printer.printed >= n) {
+                    if printer.printed >= limit {
                         return Ok(());
                     }
                 }

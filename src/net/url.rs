@@ -177,25 +177,20 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `url` with whatever sits between `://` (or the start) and the last `@` of the
-/// authority replaced, so that a password never reaches a message.
+/// `url` with everything up to its last `@` replaced by `***` (after the scheme, and
+/// keeping a user name), so that a password never reaches a message, even when it
+/// holds a `/` or the URL is malformed.
 pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.find("://") {
-        Some(i) => (&url[..i + 3], &url[i + 3..]),
-        None => ("", url),
+    let Some(at) = url.rfind('@') else { return url.to_string() };
+    let (scheme, userinfo) = match url[..at].find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..at]),
+        None => ("", &url[..at]),
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = match userinfo.find(':') {
-                Some(i) => &userinfo[..i],
-                None => "",
-            };
-            format!("{scheme}{user}:***@{}", &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
+    let user = match userinfo.find(':') {
+        Some(i) if !userinfo[..i].contains('/') => &userinfo[..i],
+        _ => "",
+    };
+    format!("{scheme}{user}:***@{}", &url[at + 1..])
 }
 
 #[cfg(test)]
@@ -239,5 +234,9 @@ mod tests {
         assert!(!format!("{e:?}").contains("hunter2"));
         assert_eq!(redact("redis://a:b@c:1"), "redis://a:***@c:1");
         assert_eq!(redact("redis://c:1"), "redis://c:1");
+        assert_eq!(redact("redis://u:pa/ss@h"), "redis://u:***@h");
+        assert!(!redact("redis:/u:pw@h").contains("pw"));
+        let e = Endpoint::parse("redis://u:pa/ss@h:x").unwrap_err();
+        assert!(!e.to_string().contains("pa/ss"), "{e}");
     }
 }

@@ -58,7 +58,14 @@ struct Failure {
 
 impl From<NetError> for Failure {
     fn from(e: NetError) -> Self {
-        let transient = matches!(e, NetError::Io { .. } | NetError::Connect { .. });
+        // A name that does not resolve or a TLS handshake that does not finish can be
+        // passing trouble (a failover, a busy server); a certificate that does not
+        // verify cannot.
+        let transient = match &e {
+            NetError::Io { .. } | NetError::Connect { .. } | NetError::Resolve { .. } => true,
+            NetError::Tls { reason, .. } => !reason.contains("certificate"),
+            NetError::Auth { .. } | NetError::Protocol { .. } => false,
+        };
         Failure { error: SourceError::Net(e), transient }
     }
 }
@@ -94,7 +101,11 @@ pub(crate) struct Link {
 impl Link {
     pub(crate) fn new(opts: SourceOptions, shared: Arc<Shared>, spool: SpoolWriter<LinkEvent>) -> Link {
         let resume = opts.resume.as_ref().map(|(replid, offset)| Resume { replid: replid.clone(), offset: *offset });
-        Link { opts, shared, spool, resume, sync_only: false, epoch: 0, resync_offset: 0, full_syncs: 0 }
+        let start = resume.as_ref().map_or(0, |r| r.offset);
+        shared.received.store(start, Ordering::Relaxed);
+        // A resumed stream is acknowledged from where it resumes until the consumer
+        // says more.
+        Link { opts, shared, spool, resume, sync_only: false, epoch: 0, resync_offset: start, full_syncs: 0 }
     }
 
     fn stopping(&self) -> bool {
@@ -155,7 +166,16 @@ impl Link {
     fn session(&mut self, progressed: &mut bool) -> Result<End, Failure> {
         let mut conn = Conn::connect(&self.opts.endpoint, &self.opts.connect, self.shared.stop.clone())?;
         self.authenticate(&mut conn)?;
-        let capa_eof = matches!(conn.call(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"], REPLY_TIMEOUT)?, Reply::Status(_));
+        let capa_eof = match conn.call(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"], REPLY_TIMEOUT)? {
+            Reply::Status(_) => true,
+            // Without REPLCONF the ACKs would be refused, and the refusals would land in
+            // the stream.
+            Reply::Error(e) if e.starts_with("NOPERM") => {
+                return Err(auth_failure(&conn, format!("{e} (the replication user needs +psync +replconf +ping)")));
+            }
+            // Before 2.8.22/3.0.4 `capa` is unknown: no diskless transfer, no PSYNC2.
+            _ => false,
+        };
         match self.opts.purpose {
             // The master closes the link after the snapshot (6.2+); an error means an
             // older master, which is fine: we close it ourselves.
@@ -179,7 +199,7 @@ impl Link {
         let mut pending_resume = None;
         if psync {
             let (replid, offset) = match &self.resume {
-                Some(r) => (r.replid.clone(), (r.offset + 1).to_string()),
+                Some(r) => (r.replid.clone(), r.offset.saturating_add(1).to_string()),
                 None => ("?".to_string(), "-1".to_string()),
             };
             conn.send(&[b"PSYNC", replid.as_bytes(), offset.as_bytes()])?;
@@ -188,7 +208,8 @@ impl Link {
             if let Some(rest) = text.strip_prefix("+FULLRESYNC") {
                 let mut parts = rest.split_whitespace();
                 let replid = parts.next().unwrap_or_default().to_string();
-                let offset = parts.next().and_then(|o| o.parse::<u64>().ok());
+                // Redis sends a signed 64-bit offset; anything negative is nonsense.
+                let offset = parts.next().and_then(|o| o.parse::<i64>().ok()).and_then(|o| u64::try_from(o).ok());
                 let (Some(offset), false) = (offset, replid.is_empty()) else {
                     return Err(Failure { error: SourceError::Protocol(conn.protocol(format!("bad reply {text:?} to PSYNC"))), transient: false });
                 };
@@ -262,11 +283,13 @@ impl Link {
         if self.opts.purpose == Purpose::Snapshot {
             return Ok(End::SnapshotDone);
         }
-        if psync && length.is_none() {
+        if length.is_none() {
             // After a diskless transfer the master starts the stream on our first ACK.
+            // Only 2.8.18+ masters send `$EOF:`, and they take an ACK even from a
+            // SYNC client (PSYNC renamed away) without replying.
             let offset = self.ack_offset();
             send_ack(&mut conn, offset)?;
-            return self.stream(&mut conn, psync, true);
+            return self.stream(&mut conn, true, true);
         }
         self.stream(&mut conn, psync, false)
     }
@@ -430,7 +453,7 @@ impl Link {
                 let n = data.len();
                 self.spool.push_data(data)?;
                 conn.consume(n);
-                let received = self.shared.received.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+                let received = self.shared.received.fetch_add(n as u64, Ordering::Relaxed).wrapping_add(n as u64);
                 if let Some(r) = self.resume.as_mut() {
                     r.offset = received;
                 }

@@ -1203,3 +1203,60 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod stress {
+    use super::*;
+
+    /// A fast writer and a reader that falls behind, then catches up and waits: every
+    /// byte must arrive, including the tail end after the writer goes quiet.
+    #[test]
+    fn quiet_writer_after_a_spill_delivers_everything() {
+        for round in 0..4u64 {
+            let cfg = SpoolConfig { memory_limit: 64 << 10, dir: None, segment_bytes: 16 << 10 };
+            let (mut w, mut r) = spool::<()>(cfg);
+            let total = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let t = total.clone();
+            let writer = std::thread::spawn(move || {
+                let mut seed = round.wrapping_mul(6364136223846793005).wrapping_add(1);
+                let mut sent = 0u64;
+                for _ in 0..3000 {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    let n = (seed >> 33) as usize % 40_000 + 1;
+                    w.push_data(&vec![b'a'; n]).unwrap();
+                    sent += n as u64;
+                }
+                t.store(sent, std::sync::atomic::Ordering::SeqCst);
+                // The writer stays alive but quiet, like a link with an idle master.
+                std::thread::sleep(Duration::from_millis(500));
+                drop(w);
+            });
+            let mut got = 0u64;
+            let mut items = 0u64;
+            loop {
+                match r.recv(Duration::from_millis(100)) {
+                    Ok(Some(Item::Data(d))) => {
+                        got += d.len() as u64;
+                        items += 1;
+                        if items % 16 == 0 {
+                            std::thread::sleep(Duration::from_micros(200));
+                        }
+                    }
+                    Ok(Some(Item::Event(()))) => {}
+                    Ok(None) => {
+                        let sent = total.load(std::sync::atomic::Ordering::SeqCst);
+                        if sent > 0 && got == sent {
+                            break;
+                        }
+                        if sent > 0 {
+                            // Quiet writer, everything pushed: the reader must have it all.
+                            panic!("round {round}: got {got} of {sent}; stats {:?}", r.stats());
+                        }
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            writer.join().unwrap();
+        }
+    }
+}
