@@ -203,3 +203,46 @@ fn tail_prints_jsonl_with_db_and_offsets_on_2_8() {
     // The offset after the EXEC is the master's offset (nothing else was written).
     assert_eq!(lines[2]["tx"].as_u64(), Some(master_offset), "{text}");
 }
+
+/// `dump` of a 2.4 master (replayed from the recording): SYNC, and the file is exactly
+/// the RDB the master sent.
+#[test]
+fn dump_of_a_2_4_master() {
+    use common::fake_master::{recording, Era, FakeMaster, Script, Session};
+    let bytes = recording("2.4.16", "stream.bin");
+    let rdb = bytes[6..194].to_vec();
+    let script: Script = Box::new(move |s: &mut Session| {
+        s.handshake(Era::Sync);
+        s.send(&bytes);
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let master = FakeMaster::start(vec![script]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("old.rdb");
+    let (code, _, err) = run(ferry().args(["dump", "-q", "--source", &master.url(), "-o"]).arg(&out));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("REDIS0002") && err.contains("8 keys"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), rdb);
+    master.join();
+}
+
+/// A snapshot that is not a valid RDB: exit 3, the offset named, no file left.
+#[test]
+fn dump_of_a_corrupt_snapshot_fails_with_the_offset() {
+    use common::fake_master::{recording, Era, FakeMaster, Script, Session};
+    let mut bytes = recording("7.0.15", "stream.bin");
+    bytes[62 + 100] ^= 0xff; // inside the RDB
+    let script: Script = Box::new(move |s: &mut Session| {
+        s.handshake(Era::Psync);
+        s.send(&bytes);
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let master = FakeMaster::start(vec![script]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bad.rdb");
+    let (code, _, err) = run(ferry().args(["dump", "-q", "--source", &master.url(), "-o"]).arg(&out));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("not a valid RDB") && err.contains("offset"), "{err}");
+    assert!(!out.exists() && !dir.path().join("bad.rdb.partial").exists());
+    master.join();
+}
