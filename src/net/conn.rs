@@ -44,20 +44,20 @@ impl Default for ConnectOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// The host name did not resolve.
-    #[error("{server}: cannot resolve the host: {source}")]
+    #[error("{server}: cannot resolve the host: {cause}")]
     Resolve {
         /// The server.
         server: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// TCP connect failed (refused, unreachable, timed out).
-    #[error("{server}: cannot connect: {source}")]
+    #[error("{server}: cannot connect: {cause}")]
     Connect {
         /// The server.
         server: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// TLS setup or handshake failed (certificate not trusted, wrong name, ...).
     #[error("{server}: TLS: {reason}")]
@@ -76,14 +76,14 @@ pub enum NetError {
         reply: String,
     },
     /// Reading or writing failed after the connection was up, or the server closed it.
-    #[error("{server}: {what}: {source}")]
+    #[error("{server}: {what}: {cause}")]
     Io {
         /// The server.
         server: String,
         /// What we were doing.
         what: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The server sent something we did not expect.
     #[error("{server}: {what}")]
@@ -185,7 +185,7 @@ impl Conn {
         let server = endpoint.to_string();
         let addrs: Vec<_> = (endpoint.host.as_str(), endpoint.port)
             .to_socket_addrs()
-            .map_err(|source| NetError::Resolve { server: server.clone(), source })?
+            .map_err(|cause| NetError::Resolve { server: server.clone(), cause })?
             .collect();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
         let mut tcp = None;
@@ -198,9 +198,9 @@ impl Conn {
                 Err(e) => last = e,
             }
         }
-        let tcp = tcp.ok_or(NetError::Connect { server: server.clone(), source: last })?;
+        let tcp = tcp.ok_or(NetError::Connect { server: server.clone(), cause: last })?;
         let _ = tcp.set_nodelay(true);
-        let io_err = |what: &str, source| NetError::Io { server: server.clone(), what: what.to_string(), source };
+        let io_err = |what: &str, cause| NetError::Io { server: server.clone(), what: what.to_string(), cause };
         tcp.set_write_timeout(Some(Duration::from_secs(30))).map_err(|e| io_err("setting a write timeout", e))?;
         let stream = if endpoint.tls {
             let config = tls_config(&opts.tls).map_err(|reason| NetError::Tls { server: server.clone(), reason })?;
@@ -374,8 +374,8 @@ impl Conn {
     }
 
     /// An I/O error naming this server.
-    pub fn io_error(&self, what: &str, source: io::Error) -> NetError {
-        NetError::Io { server: self.server.clone(), what: what.to_string(), source }
+    pub fn io_error(&self, what: &str, cause: io::Error) -> NetError {
+        NetError::Io { server: self.server.clone(), what: what.to_string(), cause }
     }
 }
 
