@@ -36,3 +36,4 @@ pub mod output;
 pub mod rdb;
 pub mod replica;
 pub mod resp;
+pub mod writer;

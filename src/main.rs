@@ -24,8 +24,11 @@ mod exit {
     /// Reading the input or writing the output failed.
     pub const IO: u8 = 4;
     /// A server could not be used: unreachable, TLS or authentication failed, it
-    /// refused to replicate, or the link stayed down.
+    /// refused to replicate, or the link stayed down; or the destination refused a
+    /// command (with `--on-error abort`) or cannot hold the data.
     pub const SERVER: u8 = 5;
+    /// Finished, but the destination refused some commands (`--on-error skip`).
+    pub const PARTIAL: u8 = 6;
 }
 
 #[derive(Parser, Debug)]
@@ -46,6 +49,11 @@ enum Command {
     /// Print the source's live command stream (after its snapshot), as JSON Lines or
     /// RESP commands.
     Tail(cli::tail::TailArgs),
+    /// Load an RDB file (any version) into a destination (any version).
+    Restore(cli::restore::RestoreArgs),
+    /// Copy a live source into a destination: its snapshot, then its command stream,
+    /// until SIGINT/SIGTERM (or --exit-when-synced).
+    Sync(cli::sync::SyncArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,6 +92,8 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode(args),
         Command::Dump(args) => cli::dump::run(args),
         Command::Tail(args) => cli::tail::run(args),
+        Command::Restore(args) => cli::restore::run(args),
+        Command::Sync(args) => cli::sync::run(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -108,6 +118,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<redis_ferry::replica::stream::StreamError>().is_some() {
             return exit::BAD_INPUT;
+        }
+        if cause.downcast_ref::<cli::target::PartialFailure>().is_some() {
+            return exit::PARTIAL;
+        }
+        match cause.downcast_ref::<redis_ferry::writer::WriteError>() {
+            Some(redis_ferry::writer::WriteError::BadReply { .. }) => return exit::BAD_INPUT,
+            Some(_) => return exit::SERVER,
+            None => {}
         }
         if cause.downcast_ref::<redis_ferry::net::UrlError>().is_some() {
             return exit::USAGE;

@@ -2,5 +2,8 @@
 
 pub mod dump;
 pub mod progress;
+pub mod restore;
 pub mod source;
+pub mod sync;
 pub mod tail;
+pub mod target;

@@ -4,6 +4,7 @@
 //! without intermediate strings. [`reader`] reads commands back from a byte stream.
 
 pub mod reader;
+pub mod reply;
 
 /// Builds one command (an array of bulk strings) argument by argument. The argument
 /// count is only known at the end, so arguments go to a body buffer first.

@@ -198,3 +198,93 @@ fn short(v: Option<&Value>) -> String {
         s
     }
 }
+
+/// Removes what a destination of `version` cannot hold: streams before 5.0, functions
+/// before 7.0, hashes with field TTLs before 7.4. Returns how many keys went.
+pub fn keep_what_fits(want: &mut Logical, version: (u32, u32)) -> usize {
+    let mut removed = 0;
+    for keys in want.dbs.values_mut() {
+        let before = keys.len();
+        keys.retain(|_, k| {
+            let stream = k["type"] == "stream";
+            let field_ttl = k.get("field_expire_at_ms").is_some_and(|f| !f.is_null());
+            !(stream && version < (5, 0)) && !(field_ttl && version < (7, 4))
+        });
+        removed += before - keys.len();
+    }
+    want.dbs.retain(|_, keys| !keys.is_empty());
+    if version < (7, 0) {
+        want.functions = None;
+        // Stream metadata that only 7.0+ keeps.
+        for k in want.dbs.values_mut().flat_map(|keys| keys.values_mut()).filter(|k| k["type"] == "stream") {
+            k["value"]["entries_added"] = Value::Null;
+            k["value"]["max_deleted_id"] = Value::Null;
+            for g in k["value"]["groups"].as_array_mut().unwrap() {
+                g["entries_read"] = Value::Null;
+            }
+        }
+    }
+    removed
+}
+
+/// Drops the pending entries whose message was deleted (XDEL): no command can
+/// re-create them (every server version skips XCLAIM of an id not in the stream), so
+/// a dataset written with commands never has them. Their consumers stay, with their
+/// pending counts lowered.
+pub fn drop_unclaimable_pending(want: &mut Logical) {
+    for keys in want.dbs.values_mut() {
+        for k in keys.values_mut() {
+            if k["type"] != "stream" {
+                continue;
+            }
+            let value = &mut k["value"];
+            let live: std::collections::BTreeSet<String> =
+                value["entries"].as_array().unwrap().iter().map(|e| e[0].as_str().unwrap().to_string()).collect();
+            for g in value["groups"].as_array_mut().unwrap() {
+                let pending = g["pending"].as_array_mut().unwrap();
+                let (gone, kept): (Vec<Value>, Vec<Value>) =
+                    pending.drain(..).partition(|p| !live.contains(p[0].as_str().unwrap()));
+                *pending = kept;
+                for p in gone {
+                    if let Some(c) = g["consumers"].as_array_mut().unwrap().iter_mut().find(|c| c["name"] == p[1]) {
+                        let n = c["pending"].as_i64().unwrap();
+                        c["pending"] = Value::from(n - 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stream metadata an older source version did not keep (`entries_added`,
+/// `max_deleted_id`, a group's `entries_read`: null in its dump) is whatever the
+/// destination computed: copied from `got` so that only what the source knew is
+/// compared.
+pub fn accept_unknown_stream_metadata(want: &mut Logical, got: &Logical) {
+    for (db, keys) in want.dbs.iter_mut() {
+        for (key, k) in keys.iter_mut() {
+            if k["type"] != "stream" {
+                continue;
+            }
+            let Some(theirs) = got.dbs.get(db).and_then(|g| g.get(key)) else { continue };
+            if theirs["type"] != "stream" {
+                continue;
+            }
+            for field in ["entries_added", "max_deleted_id"] {
+                if k["value"][field].is_null() {
+                    k["value"][field] = theirs["value"][field].clone();
+                }
+            }
+            let their_groups = theirs["value"]["groups"].as_array().cloned().unwrap_or_default();
+            if let Some(groups) = k["value"]["groups"].as_array_mut() {
+                for g in groups {
+                    if g["entries_read"].is_null() {
+                        if let Some(t) = their_groups.iter().find(|t| t["name"] == g["name"]) {
+                            g["entries_read"] = t["entries_read"].clone();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

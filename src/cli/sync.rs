@@ -1,0 +1,215 @@
+//! `redis-ferry sync`: copy the source's snapshot into the destination, then replay its
+//! live command stream, acknowledging to the source what the destination confirmed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use redis_ferry::rdb::{Decoder, Record};
+use redis_ferry::replica::stream::{CommandStream, ControlKind, StreamLimits, Unit};
+use redis_ferry::replica::{Item, LinkEvent, Purpose, Replica, SpoolError};
+use redis_ferry::writer::apply::{ApplyOptions, Applier};
+
+use super::source::SourceArgs;
+use super::target::{self, TargetArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Exit (0) once the snapshot is applied and every stream command received so far
+    /// is confirmed by the destination. Without it, sync runs until SIGINT/SIGTERM.
+    #[arg(long)]
+    pub exit_when_synced: bool,
+}
+
+enum Phase {
+    /// Waiting for, or receiving, a snapshot.
+    Snapshot { decoder: Decoder, started: Instant, initial_db: u32 },
+    /// Replaying the stream.
+    Stream(CommandStream),
+}
+
+pub fn run(args: SyncArgs) -> anyhow::Result<()> {
+    let opts = args.source.options(Purpose::Full)?;
+    let source = opts.endpoint.to_string();
+    let mut dest = target::connect(&args.target)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
+    }
+    let mut replica = Replica::start(opts);
+    let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
+    let mut phase = Phase::Snapshot { decoder: Decoder::new(), started: Instant::now(), initial_db: 0 };
+    let mut resync_offset = 0u64;
+    let mut full_syncs = 0u32;
+    let mut stopping_at: Option<u64> = None;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    eprintln!("redis-ferry: connecting to {source}");
+    loop {
+        if stop.load(Ordering::Relaxed) && stopping_at.is_none() {
+            let at = replica.received_offset();
+            eprintln!("redis-ferry: stopping: applying what was received (up to offset {at}), then exiting");
+            stopping_at = Some(at);
+        }
+        let item = match replica.recv(Duration::from_millis(50)) {
+            Ok(item) => item,
+            Err(SpoolError::Closed) => bail!("the link to {source} closed"),
+            Err(e) => return Err(e).context("reading the spool"),
+        };
+        match item {
+            None => {}
+            Some(Item::Event(LinkEvent::FullResync { replid, offset, again })) => {
+                full_syncs += 1;
+                if again {
+                    dest.finish()?;
+                    if args.target.flush_target {
+                        eprintln!(
+                            "redis-ferry: WARNING: {source} forced a new full synchronisation; \
+                             --flush-target: the destination dbs are emptied again and filled from the new snapshot"
+                        );
+                        dest.reset_flushed();
+                    } else {
+                        eprintln!(
+                            "redis-ferry: WARNING: {source} forced a new full synchronisation; the new snapshot \
+                             is written over the destination, but keys deleted on the source in between may \
+                             remain there (use --flush-target to start the destination over)"
+                        );
+                    }
+                    applier.restart();
+                }
+                let id = replid.map(|r| format!("replid {r}, ")).unwrap_or_default();
+                eprintln!("redis-ferry: full synchronisation with {source} ({id}offset {offset})");
+                resync_offset = offset;
+                phase = Phase::Snapshot { decoder: Decoder::new(), started: Instant::now(), initial_db: 0 };
+            }
+            Some(Item::Event(LinkEvent::SnapshotStart { length })) => match length {
+                Some(n) => eprintln!("redis-ferry: receiving and applying the snapshot ({n} bytes)"),
+                None => eprintln!("redis-ferry: receiving and applying the snapshot (diskless)"),
+            },
+            Some(Item::Data(data)) => match &mut phase {
+                Phase::Snapshot { decoder, initial_db, .. } => {
+                    decoder.feed(&data);
+                    apply_records(decoder, &mut applier, &mut dest, initial_db, &source)?;
+                }
+                Phase::Stream(s) => {
+                    s.feed(&data);
+                    let mut getack = false;
+                    while let Some(u) = s.next_unit().with_context(|| format!("the command stream from {source}"))? {
+                        if let Unit::Control(c) = &u {
+                            getack |= c.kind == ControlKind::GetAck;
+                        }
+                        applier.unit(&u, &mut dest)?;
+                    }
+                    dest.pump()?;
+                    replica.acknowledge(dest.confirmed());
+                    if getack {
+                        // Answered once the destination has what came before it.
+                        replica.request_ack(s.offset());
+                    }
+                }
+            },
+            Some(Item::Event(LinkEvent::SnapshotEnd { bytes })) => {
+                let Phase::Snapshot { decoder, started: snap_started, initial_db } = &mut phase else {
+                    bail!("internal: a snapshot end outside a snapshot");
+                };
+                decoder.finish();
+                apply_records(decoder, &mut applier, &mut dest, initial_db, &source)?;
+                if !decoder.is_done() {
+                    bail!("the snapshot from {source} ended at byte {bytes} before the RDB's end");
+                }
+                applier.end_snapshot(&mut dest, resync_offset)?;
+                dest.finish()?;
+                dest.rebase(resync_offset);
+                replica.acknowledge(resync_offset);
+                eprintln!(
+                    "redis-ferry: snapshot applied: {} in {:.1} s; replaying the command stream",
+                    target::describe(applier.stats()),
+                    snap_started.elapsed().as_secs_f64()
+                );
+                for s in applier.stats().unsupported.iter().take(10) {
+                    eprintln!("redis-ferry: skipped key {} (db {}): {}", s.key, s.db, s.why);
+                }
+                let db = *initial_db;
+                phase = Phase::Stream(CommandStream::new(resync_offset, db, StreamLimits::default()));
+            }
+            Some(Item::Event(LinkEvent::Continue { offset, .. })) => {
+                eprintln!("redis-ferry: reconnected to {source}; the stream continues after offset {offset}");
+            }
+            Some(Item::Event(LinkEvent::Disconnected { reason })) => {
+                eprintln!("redis-ferry: warning: the link to {source} dropped ({reason}); reconnecting");
+            }
+            Some(Item::Event(LinkEvent::Warning(w))) => eprintln!("redis-ferry: warning: {w}"),
+            Some(Item::Event(LinkEvent::Failed(e))) => return Err(e.into()),
+        }
+
+        // Idle work: replies that arrived, the offset to acknowledge, the exit checks.
+        if let Phase::Stream(s) = &phase {
+            dest.pump()?;
+            replica.acknowledge(dest.confirmed());
+            let caught_up = replica.spooled_bytes() == 0
+                && s.buffered() == 0
+                && !s.in_transaction()
+                && dest.in_flight() == 0
+                && dest.confirmed() >= s.offset();
+            let done = match stopping_at {
+                Some(at) => s.offset() >= at && dest.in_flight() == 0 && dest.confirmed() >= s.offset(),
+                None => args.exit_when_synced && caught_up && s.offset() >= replica.received_offset(),
+            };
+            if done {
+                // Make sure the source hears the final offset before we go.
+                replica.request_ack(dest.confirmed());
+                std::thread::sleep(Duration::from_millis(100));
+                let st = applier.stats();
+                eprintln!(
+                    "redis-ferry: {}: snapshot {}; stream: {} commands ({} transactions) applied; offset {} \
+                     confirmed; {} full synchronisation(s); {:.1} s",
+                    if stopping_at.is_some() { "stopped" } else { "in sync" },
+                    target::describe(st),
+                    st.stream_commands,
+                    st.transactions,
+                    dest.confirmed(),
+                    full_syncs,
+                    started.elapsed().as_secs_f64()
+                );
+                return target::finish(&args.target, &dest);
+            }
+            if last_report.elapsed() >= Duration::from_secs(10) {
+                last_report = Instant::now();
+                eprintln!(
+                    "redis-ferry: streaming: {} commands applied, lag {} bytes",
+                    applier.stats().stream_commands,
+                    replica.received_offset().saturating_sub(dest.confirmed())
+                );
+            }
+        } else if stopping_at.is_some() {
+            bail!("stopped before the snapshot was applied: the destination holds part of it");
+        }
+    }
+}
+
+/// Applies every complete record the decoder has.
+fn apply_records(
+    decoder: &mut Decoder,
+    applier: &mut Applier,
+    dest: &mut redis_ferry::writer::Destination,
+    initial_db: &mut u32,
+    source: &str,
+) -> anyhow::Result<()> {
+    loop {
+        match decoder.next_record() {
+            Ok(Some(r)) => {
+                if let Record::Aux { key: b"repl-stream-db", value } = &r {
+                    *initial_db = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                }
+                applier.record(&r, dest)?;
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `--target` and the writer's options, shared by `restore` and `sync`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use redis_ferry::net::{ConnectOptions, Endpoint, Secret, TlsOptions};
+use redis_ferry::writer::{DbMap, OnError, WriterOptions};
+
+/// The environment variable that holds the destination's password when the URL has none.
+pub const PASSWORD_ENV: &str = "FERRY_TARGET_PASSWORD";
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnErrorArg {
+    /// Stop at the first refused command, naming the key, the command and the reply.
+    Abort,
+    /// Go on; refused commands are listed in --report and the exit code is 6.
+    Skip,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TargetArgs {
+    /// The destination server: redis://[[user]:password@]host[:port], or rediss:// for
+    /// TLS. The password may instead come from FERRY_TARGET_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    pub target: String,
+    /// Verify the destination's TLS certificate against the CA certificates in this PEM
+    /// file instead of the system's.
+    #[arg(long, value_name = "FILE")]
+    pub target_ca: Option<PathBuf>,
+    /// Do not verify the destination's TLS certificate at all.
+    #[arg(long)]
+    pub target_insecure: bool,
+    /// Write source db S into destination db T: `--db-map 0=1,3=0`.
+    #[arg(long, value_name = "S=T,...")]
+    pub db_map: Option<String>,
+    /// Write every db (not mapped by --db-map) into this one, for destinations with a
+    /// single db.
+    #[arg(long, value_name = "N")]
+    pub target_db: Option<u32>,
+    /// Empty each destination db (FLUSHDB) before the first write into it. Never done
+    /// without this flag.
+    #[arg(long)]
+    pub flush_target: bool,
+    /// What to do when the destination refuses a command.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]
+    pub on_error: OnErrorArg,
+    /// Write refused commands here as JSON Lines (with --on-error skip).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Leave out (and list) keys the destination cannot hold, such as streams before
+    /// 5.0, instead of stopping before them.
+    #[arg(long)]
+    pub skip_unsupported: bool,
+}
+
+impl TargetArgs {
+    pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
+        let mut endpoint = Endpoint::parse(&self.target)?;
+        if endpoint.password.is_none() {
+            if let Ok(p) = std::env::var(PASSWORD_ENV) {
+                if !p.is_empty() {
+                    endpoint.password = Some(Secret::new(p));
+                }
+            }
+        }
+        if self.target_insecure && endpoint.tls {
+            eprintln!(
+                "redis-ferry: WARNING: --target-insecure: the destination's TLS certificate is NOT verified; \
+                 anyone on the network path can read and change the data"
+            );
+        }
+        if let Some(ca) = &self.target_ca {
+            std::fs::metadata(ca).with_context(|| format!("--target-ca {}", ca.display()))?;
+        }
+        let connect = ConnectOptions {
+            tls: TlsOptions { ca_file: self.target_ca.clone(), insecure: self.target_insecure },
+            ..ConnectOptions::default()
+        };
+        Ok((endpoint, connect))
+    }
+
+    pub fn writer_options(&self) -> anyhow::Result<WriterOptions> {
+        let pairs = match &self.db_map {
+            Some(s) => DbMap::parse_pairs(s).map_err(|e| anyhow::anyhow!("--db-map: {e}"))?,
+            None => Default::default(),
+        };
+        Ok(WriterOptions {
+            on_error: match self.on_error {
+                OnErrorArg::Abort => OnError::Abort,
+                OnErrorArg::Skip => OnError::Skip,
+            },
+            db_map: DbMap { pairs, fold: self.target_db },
+            flush_target: self.flush_target,
+            ..WriterOptions::default()
+        })
+    }
+}
+
+/// The run finished, but the destination refused some commands (`--on-error skip`).
+#[derive(Debug, thiserror::Error)]
+#[error("the destination refused {0} command(s); they were skipped{1}")]
+pub struct PartialFailure(pub usize, pub String);
+
+/// Connects to the destination and says what it is (and whether it holds keys).
+pub fn connect(args: &TargetArgs) -> anyhow::Result<redis_ferry::writer::Destination> {
+    let (endpoint, connect) = args.endpoint()?;
+    let dest = redis_ferry::writer::Destination::connect(&endpoint, &connect, args.writer_options()?)?;
+    let p = dest.profile();
+    eprintln!("redis-ferry: destination {}: {}{}", dest.server(), p.server, if p.cluster { " (cluster mode)" } else { "" });
+    if p.cluster {
+        anyhow::bail!("{}: cluster-mode destinations are not supported yet", dest.server());
+    }
+    if p.keys() > 0 {
+        let dbs: Vec<String> = p.keyspace.iter().map(|(db, n)| format!("db{db}: {n}")).collect();
+        eprintln!(
+            "redis-ferry: note: the destination already holds {} key(s) ({}){}",
+            p.keys(),
+            dbs.join(", "),
+            if args.flush_target { "; --flush-target empties each db before writing into it" } else { "; they are kept (keys with the same name are replaced)" }
+        );
+    }
+    Ok(dest)
+}
+
+/// Writes the report of refused commands and turns them into the exit status.
+pub fn finish(args: &TargetArgs, dest: &redis_ferry::writer::Destination) -> anyhow::Result<()> {
+    let failures = dest.failures();
+    if let Some(path) = &args.report {
+        let mut out = Vec::new();
+        for f in failures {
+            out.extend_from_slice(b"{\"db\":");
+            out.extend_from_slice(f.db.to_string().as_bytes());
+            out.extend_from_slice(b",\"command\":");
+            redis_ferry::output::write_json_str(&mut out, &f.command);
+            out.extend_from_slice(b",\"key\":");
+            redis_ferry::output::write_json_str(&mut out, &f.key);
+            out.extend_from_slice(b",\"reply\":");
+            redis_ferry::output::write_json_str(&mut out, &f.reply);
+            out.extend_from_slice(b"}\n");
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    for f in failures.iter().take(5) {
+        eprintln!("redis-ferry: refused: {} on {} (db {}): {}", f.command, f.key, f.db, f.reply);
+    }
+    let where_ = match &args.report {
+        Some(p) => format!("; all are listed in {}", p.display()),
+        None => "; --report FILE lists them all".to_string(),
+    };
+    Err(PartialFailure(failures.len(), where_).into())
+}
+
+/// One line per type, expired and unsupported counts.
+pub fn describe(stats: &redis_ferry::writer::apply::ApplyStats) -> String {
+    use redis_ferry::writer::apply::KIND_NAMES;
+    let by_kind: Vec<String> =
+        stats.keys.iter().zip(KIND_NAMES).filter(|(n, _)| **n > 0).map(|(n, k)| format!("{n} {k}")).collect();
+    let mut s = format!("{} keys ({})", stats.total_keys(), if by_kind.is_empty() { "none".into() } else { by_kind.join(", ") });
+    if stats.expired > 0 {
+        s.push_str(&format!(", {} already expired and skipped", stats.expired));
+    }
+    if stats.unsupported_count > 0 {
+        s.push_str(&format!(", {} unsupported and skipped", stats.unsupported_count));
+    }
+    s
+}

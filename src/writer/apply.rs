@@ -1,0 +1,319 @@
+//! Snapshot records and stream units into commands for a [`Destination`].
+//!
+//! Snapshot keys go as plain commands (the forms [`crate::output::commands`] writes:
+//! `DEL`, then the value in chunks of at most one decoder chunk, then `PEXPIREAT`), which
+//! every destination version takes. A key that has already expired is skipped and
+//! counted. Data the destination cannot hold (a stream before 5.0, functions before
+//! 7.0) stops the run with the key and the reason, or with `skip_unsupported` is
+//! skipped and listed.
+//!
+//! Stream units keep their order and their atomicity: a `MULTI`/`EXEC` transaction is
+//! sent as one, and only its `EXEC` carries its source offset, so the offset is
+//! confirmed only once the whole transaction has been applied.
+
+use std::cell::RefCell;
+use std::io;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Destination, WriteError};
+use crate::bytesfmt::Printable;
+use crate::output::commands::CommandWriter;
+use crate::rdb::{Encoding, Kind, Record};
+use crate::replica::stream::Unit;
+use crate::resp::reader::{CommandReader, ReaderLimits};
+
+/// Applier settings.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Skip (and list) keys the destination cannot hold instead of stopping.
+    pub skip_unsupported: bool,
+}
+
+/// A key left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Source db.
+    pub db: u64,
+    /// Key, printable.
+    pub key: String,
+    /// Why.
+    pub why: String,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyStats {
+    /// Snapshot keys written, by type: string, list, set, zset, hash, stream, module.
+    pub keys: [u64; 7],
+    /// Keys skipped because they had expired when their turn came.
+    pub expired: u64,
+    /// Keys skipped as unsupported (listed up to 1000).
+    pub unsupported: Vec<Skipped>,
+    /// Unsupported keys in all.
+    pub unsupported_count: u64,
+    /// Stream commands applied (inside transactions included).
+    pub stream_commands: u64,
+    /// Stream transactions applied.
+    pub transactions: u64,
+}
+
+impl ApplyStats {
+    /// Snapshot keys written.
+    pub fn total_keys(&self) -> u64 {
+        self.keys.iter().sum()
+    }
+}
+
+/// Names of [`ApplyStats::keys`] slots.
+pub const KIND_NAMES: [&str; 7] = ["string", "list", "set", "zset", "hash", "stream", "module"];
+
+fn kind_index(k: Kind) -> usize {
+    match k {
+        Kind::String => 0,
+        Kind::List => 1,
+        Kind::Set => 2,
+        Kind::Zset => 3,
+        Kind::Hash => 4,
+        Kind::Stream => 5,
+        Kind::Module => 6,
+    }
+}
+
+#[derive(Clone, Default)]
+struct SharedBuf(Rc<RefCell<Vec<u8>>>);
+
+impl io::Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Turns records and units into destination commands; see the module docs.
+pub struct Applier {
+    opts: ApplyOptions,
+    cw: CommandWriter<SharedBuf>,
+    buf: SharedBuf,
+    reader: CommandReader,
+    /// Inside a key being skipped.
+    skipping: bool,
+    /// The current key may carry field TTLs the destination cannot hold: its
+    /// `HPEXPIREAT`s are held back, and if there was one the key is removed again.
+    drop_field_ttls: Option<(u64, Vec<u8>)>,
+    saw_field_ttl: bool,
+    stats: ApplyStats,
+}
+
+impl Applier {
+    /// A fresh applier.
+    pub fn new(opts: ApplyOptions) -> Applier {
+        let buf = SharedBuf::default();
+        Applier {
+            opts,
+            cw: CommandWriter::new(buf.clone()),
+            buf,
+            reader: CommandReader::new(ReaderLimits { max_bulk: usize::MAX, ..ReaderLimits::default() }, 0),
+            skipping: false,
+            drop_field_ttls: None,
+            saw_field_ttl: false,
+            stats: ApplyStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &ApplyStats {
+        &self.stats
+    }
+
+    /// Starts over for a new snapshot (counters are kept).
+    pub fn restart(&mut self) {
+        let stats = std::mem::take(&mut self.stats);
+        *self = Applier::new(self.opts.clone());
+        self.stats = stats;
+    }
+
+    /// Applies one snapshot record.
+    pub fn record(&mut self, r: &Record, dest: &mut Destination) -> Result<(), WriteError> {
+        match r {
+            Record::Key(k) => {
+                self.skipping = false;
+                if k.expire_at_ms.is_some_and(|ms| ms <= now_ms()) {
+                    self.stats.expired += 1;
+                    self.skipping = true;
+                    return Ok(());
+                }
+                if let Some(why) = unsupported(k.encoding, dest) {
+                    self.stats.unsupported_count += 1;
+                    let key = Printable(k.key).to_string();
+                    if !self.opts.skip_unsupported {
+                        return Err(WriteError::Unsupported(format!(
+                            "key {key} (db {}) cannot be written: {why} (--skip-unsupported leaves such keys out)",
+                            k.db
+                        )));
+                    }
+                    if self.stats.unsupported.len() < 1000 {
+                        self.stats.unsupported.push(Skipped { db: k.db, key, why });
+                    }
+                    self.skipping = true;
+                    return Ok(());
+                }
+                self.stats.keys[kind_index(k.encoding.kind())] += 1;
+                self.saw_field_ttl = false;
+                self.drop_field_ttls =
+                    (has_field_ttls(k.encoding) && !dest.profile().has_field_ttl()).then(|| (k.db, k.key.to_vec()));
+            }
+            Record::KeyEnd if self.drop_field_ttls.is_some() => {
+                self.render(r)?;
+                self.send_rendered(dest)?;
+                let Some((db, key)) = self.drop_field_ttls.take() else { return Ok(()) };
+                if self.saw_field_ttl {
+                    // Written without its field TTLs it would be a different hash
+                    // (fields that never expire): take it out again.
+                    dest.command([&b"DEL"[..], &key], 0)?;
+                    let kind = Kind::Hash;
+                    self.stats.keys[kind_index(kind)] -= 1;
+                    self.stats.unsupported_count += 1;
+                    let why = format!("its hash fields carry TTLs and {} has no field expiry (7.4+)", dest.profile().server);
+                    let key = Printable(&key).to_string();
+                    if !self.opts.skip_unsupported {
+                        return Err(WriteError::Unsupported(format!(
+                            "key {key} (db {db}) cannot be written: {why}; it was written without them and deleted \
+                             again (--skip-unsupported leaves such keys out and goes on)"
+                        )));
+                    }
+                    if self.stats.unsupported.len() < 1000 {
+                        self.stats.unsupported.push(Skipped { db, key, why });
+                    }
+                }
+                return Ok(());
+            }
+            Record::Value(_) if self.skipping => return Ok(()),
+            Record::KeyEnd if self.skipping => {
+                self.skipping = false;
+                return Ok(());
+            }
+            Record::Function { .. } | Record::FunctionPreGa { .. } if !dest.profile().has_functions() => {
+                let why = format!("{} has no functions (7.0+)", dest.profile().server);
+                if !self.opts.skip_unsupported {
+                    return Err(WriteError::Unsupported(format!(
+                        "a function library cannot be written: {why} (--skip-unsupported leaves it out)"
+                    )));
+                }
+                self.stats.unsupported_count += 1;
+                self.stats.unsupported.push(Skipped { db: 0, key: "(function library)".into(), why });
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.render(r)?;
+        self.send_rendered(dest)
+    }
+
+    /// Renders one record's commands into the shared buffer (all of them: what is sent
+    /// next must belong to this record).
+    fn render(&mut self, r: &Record) -> Result<(), WriteError> {
+        self.cw
+            .record(r)
+            .and_then(|_| self.cw.flush())
+            .map_err(|e| WriteError::Unsupported(format!("rendering commands: {e}")))
+    }
+
+    /// Sends what the snapshot's records rendered so far, then marks `offset` (the
+    /// snapshot's stream offset) as complete once it is all confirmed.
+    pub fn end_snapshot(&mut self, dest: &mut Destination, offset: u64) -> Result<(), WriteError> {
+        self.cw.flush().map_err(|e| WriteError::Unsupported(format!("rendering commands: {e}")))?;
+        self.send_rendered(dest)?;
+        dest.advance(offset);
+        Ok(())
+    }
+
+    fn send_rendered(&mut self, dest: &mut Destination) -> Result<(), WriteError> {
+        // Moved out as a whole buffer: the writer keeps its own.
+        let bytes = std::mem::take(&mut *self.buf.0.borrow_mut());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.reader.feed(&bytes);
+        while let Some(frame) = self
+            .reader
+            .next_command()
+            .map_err(|e| WriteError::Unsupported(format!("internal: rendered commands do not parse: {e}")))?
+        {
+            let name = frame.name();
+            let modern = dest.profile().has_stream_metadata();
+            if name.eq_ignore_ascii_case(b"SELECT") {
+                let db = std::str::from_utf8(frame.arg(1)).ok().and_then(|d| d.parse().ok()).unwrap_or(0);
+                dest.select(db)?;
+            } else if name.eq_ignore_ascii_case(b"HPEXPIREAT") && self.drop_field_ttls.is_some() {
+                self.saw_field_ttl = true;
+            } else if name.eq_ignore_ascii_case(b"XSETID") && !modern {
+                // ENTRIESADDED / MAXDELETEDID are 7.0+; older streams do not keep them.
+                dest.command(frame.args().take(3), 0)?;
+            } else if name.eq_ignore_ascii_case(b"XGROUP")
+                && frame.arg(1).eq_ignore_ascii_case(b"CREATE")
+                && frame.arg(5).eq_ignore_ascii_case(b"ENTRIESREAD")
+                && !modern
+            {
+                // ENTRIESREAD is 7.0+.
+                dest.command(frame.args().take(5), 0)?;
+            } else {
+                dest.command(frame.args(), 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one unit of the command stream.
+    pub fn unit(&mut self, u: &Unit, dest: &mut Destination) -> Result<(), WriteError> {
+        match u {
+            Unit::Command(c) => {
+                dest.select(c.db)?;
+                dest.command(c.args(), c.end_offset)?;
+                self.stats.stream_commands += 1;
+            }
+            Unit::Transaction(t) if t.commands.is_empty() => dest.advance(t.end_offset),
+            Unit::Transaction(t) => {
+                dest.select(t.commands[0].db)?;
+                dest.command([&b"MULTI"[..]], 0)?;
+                for c in t.commands {
+                    dest.select(c.db)?;
+                    dest.command(c.args.iter().map(Vec::as_slice), 0)?;
+                }
+                dest.command([&b"EXEC"[..]], t.end_offset)?;
+                self.stats.stream_commands += t.commands.len() as u64;
+                self.stats.transactions += 1;
+            }
+            Unit::Control(c) => dest.advance(c.end_offset),
+        }
+        Ok(())
+    }
+}
+
+/// Why a key of this encoding cannot go into `dest`, if it cannot.
+fn unsupported(enc: Encoding, dest: &Destination) -> Option<String> {
+    let p = dest.profile();
+    match enc.kind() {
+        Kind::Stream if !p.has_streams() => Some(format!("it is a stream and {} has no streams (5.0+)", p.server)),
+        _ => None,
+    }
+}
+
+/// Encodings whose fields may carry TTLs.
+fn has_field_ttls(enc: Encoding) -> bool {
+    matches!(
+        enc,
+        Encoding::HashMetadataPreGa
+            | Encoding::HashListpackExPreGa
+            | Encoding::HashMetadata
+            | Encoding::HashListpackEx
+            | Encoding::ValkeyHash2
+    )
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
