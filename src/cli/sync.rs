@@ -28,7 +28,7 @@ pub struct SyncArgs {
 
 enum Phase {
     /// Waiting for, or receiving, a snapshot.
-    Snapshot { decoder: Decoder, started: Instant, initial_db: u32 },
+    Snapshot { decoder: Box<Decoder>, started: Instant, initial_db: u32 },
     /// Replaying the stream.
     Stream(CommandStream),
 }
@@ -43,7 +43,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     }
     let mut replica = Replica::start(opts);
     let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
-    let mut phase = Phase::Snapshot { decoder: Decoder::new(), started: Instant::now(), initial_db: 0 };
+    let mut phase = Phase::Snapshot { decoder: Box::new(Decoder::new()), started: Instant::now(), initial_db: 0 };
     let mut resync_offset = 0u64;
     let mut full_syncs = 0u32;
     let mut stopping_at: Option<u64> = None;
@@ -85,7 +85,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 let id = replid.map(|r| format!("replid {r}, ")).unwrap_or_default();
                 eprintln!("redis-ferry: full synchronisation with {source} ({id}offset {offset})");
                 resync_offset = offset;
-                phase = Phase::Snapshot { decoder: Decoder::new(), started: Instant::now(), initial_db: 0 };
+                phase = Phase::Snapshot { decoder: Box::new(Decoder::new()), started: Instant::now(), initial_db: 0 };
             }
             Some(Item::Event(LinkEvent::SnapshotStart { length })) => match length {
                 Some(n) => eprintln!("redis-ferry: receiving and applying the snapshot ({n} bytes)"),

@@ -208,7 +208,7 @@ pub fn keep_what_fits(want: &mut Logical, version: (u32, u32)) -> usize {
         keys.retain(|_, k| {
             let stream = k["type"] == "stream";
             let field_ttl = k.get("field_expire_at_ms").is_some_and(|f| !f.is_null());
-            !(stream && version < (5, 0)) && !(field_ttl && version < (7, 4))
+            !(stream && version < (5, 0) || field_ttl && version < (7, 4))
         });
         removed += before - keys.len();
     }
