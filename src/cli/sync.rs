@@ -30,7 +30,7 @@ enum Phase {
     /// Waiting for, or receiving, a snapshot.
     Snapshot { decoder: Box<Decoder>, started: Instant, initial_db: u32 },
     /// Replaying the stream.
-    Stream(CommandStream),
+    Stream(Box<CommandStream>),
 }
 
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
@@ -135,7 +135,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                     eprintln!("redis-ferry: skipped key {} (db {}): {}", s.key, s.db, s.why);
                 }
                 let db = *initial_db;
-                phase = Phase::Stream(CommandStream::new(resync_offset, db, StreamLimits::default()));
+                phase = Phase::Stream(Box::new(CommandStream::new(resync_offset, db, StreamLimits::default())));
             }
             Some(Item::Event(LinkEvent::Continue { offset, .. })) => {
                 eprintln!("redis-ferry: reconnected to {source}; the stream continues after offset {offset}");
