@@ -165,8 +165,15 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 replica.request_ack(dest.confirmed());
                 std::thread::sleep(Duration::from_millis(100));
                 let st = applier.stats();
+                let mut extra = String::new();
+                if st.rewritten_commands > 0 {
+                    extra.push_str(&format!(", {} rewritten for the destination's version", st.rewritten_commands));
+                }
+                if st.unsupported_commands > 0 {
+                    extra.push_str(&format!(", {} unsupported and skipped", st.unsupported_commands));
+                }
                 eprintln!(
-                    "redis-ferry: {}: snapshot {}; stream: {} commands ({} transactions) applied; offset {} \
+                    "redis-ferry: {}: snapshot {}; stream: {} commands ({} transactions) applied{extra}; offset {} \
                      confirmed; {} full synchronisation(s); {:.1} s",
                     if stopping_at.is_some() { "stopped" } else { "in sync" },
                     target::describe(st),

@@ -16,6 +16,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::adapt::{adapt, Adapted};
 use super::{Destination, WriteError};
 use crate::bytesfmt::Printable;
 use crate::output::commands::CommandWriter;
@@ -56,6 +57,10 @@ pub struct ApplyStats {
     pub stream_commands: u64,
     /// Stream transactions applied.
     pub transactions: u64,
+    /// Stream commands the destination cannot apply, skipped (`skip_unsupported`).
+    pub unsupported_commands: u64,
+    /// Stream commands rewritten into forms the destination has.
+    pub rewritten_commands: u64,
 }
 
 impl ApplyStats {
@@ -271,24 +276,82 @@ impl Applier {
     pub fn unit(&mut self, u: &Unit, dest: &mut Destination) -> Result<(), WriteError> {
         match u {
             Unit::Command(c) => {
-                dest.select(c.db)?;
-                dest.command(c.args(), c.end_offset)?;
+                let args: Vec<&[u8]> = c.args().collect();
+                match adapt(&args, dest.profile()) {
+                    Adapted::AsIs => {
+                        dest.select(c.db)?;
+                        dest.command(args, c.end_offset)?;
+                    }
+                    Adapted::Instead(cmds) => {
+                        self.stats.rewritten_commands += 1;
+                        dest.select(c.db)?;
+                        let several = cmds.len() > 1;
+                        if several {
+                            dest.command([&b"MULTI"[..]], 0)?;
+                        }
+                        for cmd in &cmds {
+                            dest.command(cmd.iter().map(Vec::as_slice), if several { 0 } else { c.end_offset })?;
+                        }
+                        if several {
+                            dest.command([&b"EXEC"[..]], c.end_offset)?;
+                        }
+                    }
+                    Adapted::Unsupported(why) => {
+                        self.unsupported_command(&args, c.db, &why)?;
+                        dest.advance(c.end_offset);
+                        return Ok(());
+                    }
+                }
                 self.stats.stream_commands += 1;
             }
             Unit::Transaction(t) if t.commands.is_empty() => dest.advance(t.end_offset),
             Unit::Transaction(t) => {
+                // Decide every command first: a transaction goes whole or not at all.
+                let mut plans = Vec::with_capacity(t.commands.len());
+                for c in t.commands {
+                    let args: Vec<&[u8]> = c.args.iter().map(Vec::as_slice).collect();
+                    let plan = adapt(&args, dest.profile());
+                    if let Adapted::Unsupported(why) = &plan {
+                        self.unsupported_command(&args, c.db, why)?;
+                    }
+                    plans.push(plan);
+                }
                 dest.select(t.commands[0].db)?;
                 dest.command([&b"MULTI"[..]], 0)?;
-                for c in t.commands {
+                for (c, plan) in t.commands.iter().zip(plans) {
                     dest.select(c.db)?;
-                    dest.command(c.args.iter().map(Vec::as_slice), 0)?;
+                    match plan {
+                        Adapted::AsIs => dest.command(c.args.iter().map(Vec::as_slice), 0)?,
+                        Adapted::Instead(cmds) => {
+                            self.stats.rewritten_commands += 1;
+                            for cmd in &cmds {
+                                dest.command(cmd.iter().map(Vec::as_slice), 0)?;
+                            }
+                        }
+                        Adapted::Unsupported(_) => continue,
+                    }
+                    self.stats.stream_commands += 1;
                 }
                 dest.command([&b"EXEC"[..]], t.end_offset)?;
-                self.stats.stream_commands += t.commands.len() as u64;
                 self.stats.transactions += 1;
             }
             Unit::Control(c) => dest.advance(c.end_offset),
         }
+        Ok(())
+    }
+
+    /// A stream command the destination cannot apply: an error, or (with
+    /// `skip_unsupported`) counted and left out.
+    fn unsupported_command(&mut self, args: &[&[u8]], db: u32, why: &str) -> Result<(), WriteError> {
+        let name = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).to_ascii_uppercase();
+        let key = Printable(args.get(1).copied().unwrap_or_default()).to_string();
+        if !self.opts.skip_unsupported {
+            return Err(WriteError::Unsupported(format!(
+                "the source sent {name} {key} (db {db}), which the destination cannot apply: {why} \
+                 (--skip-unsupported leaves such commands out)"
+            )));
+        }
+        self.stats.unsupported_commands += 1;
         Ok(())
     }
 }

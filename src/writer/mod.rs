@@ -13,6 +13,7 @@
 //! The window of commands in flight is bounded in bytes and in count, so neither side
 //! buffers without limit.
 
+pub mod adapt;
 pub mod apply;
 pub mod profile;
 

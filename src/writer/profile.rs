@@ -66,6 +66,21 @@ impl Profile {
         self.at_least(7, 0)
     }
 
+    /// `SET ... EXAT/PXAT` (Redis 6.2+).
+    pub fn has_set_abs_expiry(&self) -> bool {
+        self.at_least(6, 2)
+    }
+
+    /// `SET ... GET` (Redis 6.2+).
+    pub fn has_set_get(&self) -> bool {
+        self.at_least(6, 2)
+    }
+
+    /// `SET ... KEEPTTL` (Redis 6.0+).
+    pub fn has_keepttl(&self) -> bool {
+        self.at_least(6, 0)
+    }
+
     /// `FUNCTION LOAD` (Redis 7.0+).
     pub fn has_functions(&self) -> bool {
         self.at_least(7, 0)
