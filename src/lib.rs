@@ -13,6 +13,10 @@
 //!   transactions, controls) with their db and offsets.
 //! - [`net`]: `redis://`/`rediss://` URLs, TCP and TLS connections (shared with the
 //!   destination side to come).
+//! - [`writer`]: the destination side. A pipelined connection that checks every reply
+//!   and reports the source offset the destination confirmed; the destination's
+//!   profile; the applier that turns snapshot records and stream units into commands
+//!   the destination's version takes.
 //! - [`output`]: turns records into the `decode` command's formats (JSON Lines, RESP
 //!   commands, a summary).
 //! - [`resp`]: RESP encoding of commands, and [`resp::reader`], incremental reading of
@@ -23,8 +27,8 @@
 //! The binary (`src/main.rs`, with `src/cli/` for the subcommands that talk to servers)
 //! is a thin command line over these.
 //!
-//! Still to come, each its own module: the per-key write plan, the pipelined writer, and
-//! verification.
+//! Still to come: the per-key write plan (`RESTORE` payloads), parallel destination
+//! connections, and verification.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
