@@ -232,3 +232,44 @@ fn sync_same_version() {
         sync_pair(v, v);
     }
 }
+
+/// `--db-map` swaps and moves dbs; `--flush-target` empties only the dbs written to,
+/// and a key already in the destination is reported, not silently kept or deleted.
+#[test]
+fn restore_with_a_db_map() {
+    let Some(server) = RedisServer::start("7.0.15") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = server.client();
+    c.cmd(&[b"SELECT", b"7"]);
+    c.cmd(&[b"SET", b"untouched", b"db 7 is not written to"]);
+    c.cmd(&[b"SELECT", b"1"]);
+    c.cmd(&[b"SET", b"stale", b"db 1 is emptied first"]);
+    let dir = repo_root().join("testdata/rdb/7.0.15");
+    let out = ferry()
+        .args(["restore", "--flush-target", "--db-map", "0=1,1=0,15=2", "--target", &format!("redis://{}", server.addr())])
+        .arg(dir.join("dump.rdb"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("already holds 2 key(s)"), "{err}");
+    let mut want = Logical::from_expected(&std::fs::read_to_string(dir.join("expected.json")).unwrap());
+    logical::drop_unclaimable_pending(&mut want);
+    let mut moved = std::collections::BTreeMap::new();
+    for (db, keys) in std::mem::take(&mut want.dbs) {
+        let to = match db {
+            0 => 1,
+            1 => 0,
+            15 => 2,
+            other => other,
+        };
+        moved.insert(to, keys);
+    }
+    moved.entry(7).or_default().insert(
+        "untouched".to_string(),
+        serde_json::json!({"type": "string", "value": "db 7 is not written to", "expire_at_ms": null}),
+    );
+    want.dbs = moved;
+    let got = dump(&server, tmp.path(), "mapped");
+    assert_same("restore with --db-map 0=1,1=0,15=2", &want, &got);
+}

@@ -54,6 +54,17 @@ impl DbMap {
         self.pairs.get(&db).copied().or(self.fold).unwrap_or(db)
     }
 
+    /// Whether two source dbs can land in the same destination db (then one source
+    /// db's key can meet another's of the same name).
+    pub fn merges(&self) -> bool {
+        if self.fold.is_some() {
+            return true;
+        }
+        let targets: HashSet<u32> = self.pairs.values().copied().collect();
+        // An unmapped db keeps its number, which a pair may also point at.
+        targets.len() != self.pairs.len() || self.pairs.iter().any(|(s, t)| s != t && !self.pairs.contains_key(t))
+    }
+
     /// Parses `0=1,3=0`.
     pub fn parse_pairs(s: &str) -> Result<HashMap<u32, u32>, String> {
         let mut out = HashMap::new();
@@ -292,6 +303,12 @@ impl Destination {
         Ok(())
     }
 
+    /// Whether the currently selected destination db was emptied by this writer (so a
+    /// snapshot key need not be deleted before it is written).
+    pub fn selected_was_flushed(&self) -> bool {
+        !self.opts.db_map.merges() && self.flushed.contains(&self.selected)
+    }
+
     /// Forgets which dbs were emptied, so `flush_target` empties them again (after the
     /// source forced a new full synchronisation).
     pub fn reset_flushed(&mut self) {
@@ -471,5 +488,11 @@ mod tests {
         assert!(DbMap::parse_pairs("0=1,0=2").is_err());
         assert!(DbMap::parse_pairs("x=1").is_err());
         assert!(DbMap::parse_pairs("1").is_err());
+        let pairs = |s| DbMap { pairs: DbMap::parse_pairs(s).unwrap(), fold: None };
+        assert!(!pairs("").merges());
+        assert!(!pairs("0=1,1=0").merges());
+        assert!(pairs("0=1").merges(), "db 1 keeps its number and meets db 0's keys");
+        assert!(pairs("0=2,1=2").merges());
+        assert!(DbMap { pairs: HashMap::new(), fold: Some(0) }.merges());
     }
 }
