@@ -40,7 +40,7 @@ pub const PREFIXED_PIECES: [usize; 8] = [0, 1, 2, 3, 7, 16, 64, 0];
 /// Small limits: hostile lengths hit `max_element_bytes` early, chunk boundaries fall
 /// inside every collection, and memory stays low.
 pub fn small_options() -> DecoderOptions {
-    DecoderOptions { chunk_elements: 4, chunk_bytes: 256, max_element_bytes: 1 << 20 }
+    DecoderOptions { chunk_elements: 4, chunk_bytes: 256, max_element_bytes: 1 << 20, capture_values: 0 }
 }
 
 /// What the first input byte of a target selects.

@@ -60,10 +60,14 @@ pub struct DecoderOptions {
     /// Largest string (element, key, compact blob, decompressed LZF) the decoder agrees
     /// to buffer. Redis caps strings at 512 MB by default and compact blobs at 1 GB.
     pub max_element_bytes: u64,
+    /// Keep the raw bytes of each key's value (its type byte and serialized value, the
+    /// body of a `DUMP` payload) when they are at most this long; see
+    /// [`Decoder::captured_value`]. 0 (the default) keeps none.
+    pub capture_values: usize,
 }
 
 impl Default for DecoderOptions {
     fn default() -> Self {
-        DecoderOptions { chunk_elements: 1024, chunk_bytes: 1 << 20, max_element_bytes: 1 << 30 }
+        DecoderOptions { chunk_elements: 1024, chunk_bytes: 1 << 20, max_element_bytes: 1 << 30, capture_values: 0 }
     }
 }

@@ -72,6 +72,12 @@ pub struct Decoder {
     /// much faster than item by item.
     crc: Crc64,
     crc_pos: usize,
+    /// The current key's type byte and value bytes, as they are consumed (see
+    /// `DecoderOptions::capture_values`); `capturing` until the value ends or
+    /// outgrows the limit, `captured` once it ended within it.
+    capture: Vec<u8>,
+    capturing: bool,
+    captured: bool,
     version: Option<RdbVersion>,
     state: State,
     /// What the last incomplete item was, for the truncation error.
@@ -380,6 +386,9 @@ impl Decoder {
             eof: false,
             crc: Crc64::new(),
             crc_pos: 0,
+            capture: Vec::new(),
+            capturing: false,
+            captured: false,
             version: None,
             state: State::Header,
             need: "RDB header",
@@ -635,12 +644,33 @@ impl Decoder {
         self.pos = end.clamp(self.pos, self.buf.len());
     }
 
-    /// Brings the CRC up to the consumed position.
+    /// Brings the CRC (and the value capture) up to the consumed position.
     fn update_crc(&mut self) {
         if let Some(bytes) = self.buf.get(self.crc_pos..self.pos) {
             self.crc.update(bytes);
+            if self.capturing {
+                if self.capture.len() + bytes.len() <= self.opts.capture_values {
+                    self.capture.extend_from_slice(bytes);
+                } else {
+                    self.capturing = false;
+                    self.capture.clear();
+                }
+            }
             self.crc_pos = self.pos;
         }
+    }
+
+    /// At [`Record::KeyEnd`]: the key's value as a `DUMP` payload body (type byte and
+    /// serialized value, without the version and CRC footer), if it was captured
+    /// (`capture_values` is set and the value was no longer than that).
+    pub fn captured_value(&self) -> Option<&[u8]> {
+        self.captured.then_some(&self.capture[..])
+    }
+
+    /// Inside a key: whether its value is still being captured (false once it has
+    /// outgrown `capture_values`).
+    pub fn capturing(&self) -> bool {
+        self.capturing
     }
 
     /// Locates a string that is shown as bytes (key names, aux fields, group names...):
@@ -701,6 +731,11 @@ impl Decoder {
             State::KeyEnd => {
                 self.state = State::Records;
                 self.in_key = false;
+                if self.capturing {
+                    self.update_crc();
+                    self.captured = self.capturing;
+                    self.capturing = false;
+                }
                 Ok(Step::Emit(Ready::KeyEnd))
             }
             State::StringValue => self.string_value(),
@@ -833,6 +868,15 @@ impl Decoder {
 
     fn start_key(&mut self, encoding: Encoding, key: RawStr) -> Result<Step, Error> {
         let prefix = std::mem::take(&mut self.prefix);
+        self.captured = false;
+        self.capturing = false;
+        self.capture.clear();
+        if self.opts.capture_values > 0 {
+            // The value starts here: what came before (the key) is not part of it.
+            self.update_crc();
+            self.capture.push(encoding.type_byte());
+            self.capturing = true;
+        }
         let key = self.locate_text(key)?;
         let arenas = Arenas { input: &self.buf, scratch: &self.out.scratch, blob: &self.blob };
         let name = arenas.bytes(key);
