@@ -1,12 +1,13 @@
 //! `redis-ferry restore`: load an RDB file into a destination of any version.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use redis_ferry::rdb::RdbReader;
-use redis_ferry::writer::apply::{ApplyOptions, Applier};
+use redis_ferry::rdb::Decoder;
+use redis_ferry::writer::apply::{ApplyOptions, Applier, Capture};
 
 use super::target::{self, TargetArgs};
 
@@ -23,28 +24,50 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     let mut dest = target::connect(&args.target)?;
     let started = Instant::now();
     let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
-    let mut reader = RdbReader::new(file);
+    let mut file = file;
+    let mut decoder = Decoder::with_options(args.target.decoder_options());
     let what = args.file.display().to_string();
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        match reader.next_record() {
-            Ok(Some(r)) => applier.record(&r, &mut dest).with_context(|| format!("restoring {what}"))?,
-            Ok(None) => break,
-            Err(e) => {
-                // What was sent stays: say how far it got.
-                let _ = dest.finish();
-                return Err(anyhow::Error::new(e).context(format!(
-                    "decoding {what} (the keys before this point were written to the destination)"
-                )));
+        let n = file.read(&mut buf).with_context(|| format!("reading {what}"))?;
+        if n == 0 {
+            decoder.finish();
+        } else {
+            decoder.feed(&buf[..n]);
+        }
+        loop {
+            match decoder.advance() {
+                Ok(true) => {
+                    let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
+                    if let Some(r) = decoder.current() {
+                        applier.record(&r, capture, &mut dest).with_context(|| format!("restoring {what}"))?;
+                    }
+                }
+                Ok(false) => break,
+                Err(e) => {
+                    // What was sent stays: say how far it got.
+                    let _ = dest.finish();
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "decoding {what} (the keys before this point were written to the destination)"
+                    )));
+                }
             }
         }
+        if decoder.is_done() || n == 0 {
+            break;
+        }
+    }
+    if !decoder.is_done() {
+        anyhow::bail!("{what} ended before the RDB's end");
     }
     applier.end_snapshot(&mut dest, 0)?;
     dest.finish()?;
     let stats = applier.stats();
     eprintln!(
-        "redis-ferry: restored {} from {what} in {:.1} s ({} commands)",
+        "redis-ferry: restored {} from {what} in {:.1} s ({} with RESTORE, {} commands in all)",
         target::describe(stats),
         started.elapsed().as_secs_f64(),
+        stats.restored,
         dest.stats().commands
     );
     for s in stats.unsupported.iter().take(10) {

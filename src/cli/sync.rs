@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use redis_ferry::rdb::{Decoder, Record};
 use redis_ferry::replica::stream::{CommandStream, ControlKind, StreamLimits, Unit};
 use redis_ferry::replica::{Item, LinkEvent, Purpose, Replica, SpoolError};
-use redis_ferry::writer::apply::{ApplyOptions, Applier};
+use redis_ferry::writer::apply::{ApplyOptions, Applier, Capture};
 
 use super::source::SourceArgs;
 use super::target::{self, TargetArgs};
@@ -43,7 +43,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     }
     let mut replica = Replica::start(opts);
     let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
-    let mut phase = Phase::Snapshot { decoder: Box::new(Decoder::new()), started: Instant::now(), initial_db: 0 };
+    let mut phase = Phase::Snapshot { decoder: Box::new(Decoder::with_options(args.target.decoder_options())), started: Instant::now(), initial_db: 0 };
     let mut resync_offset = 0u64;
     let mut full_syncs = 0u32;
     let mut stopping_at: Option<u64> = None;
@@ -85,7 +85,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 let id = replid.map(|r| format!("replid {r}, ")).unwrap_or_default();
                 eprintln!("redis-ferry: full synchronisation with {source} ({id}offset {offset})");
                 resync_offset = offset;
-                phase = Phase::Snapshot { decoder: Box::new(Decoder::new()), started: Instant::now(), initial_db: 0 };
+                phase = Phase::Snapshot { decoder: Box::new(Decoder::with_options(args.target.decoder_options())), started: Instant::now(), initial_db: 0 };
             }
             Some(Item::Event(LinkEvent::SnapshotStart { length })) => match length {
                 Some(n) => eprintln!("redis-ferry: receiving and applying the snapshot ({n} bytes)"),
@@ -208,14 +208,16 @@ fn apply_records(
     source: &str,
 ) -> anyhow::Result<()> {
     loop {
-        match decoder.next_record() {
-            Ok(Some(r)) => {
+        match decoder.advance() {
+            Ok(true) => {
+                let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
+                let Some(r) = decoder.current() else { continue };
                 if let Record::Aux { key: b"repl-stream-db", value } = &r {
                     *initial_db = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
                 }
-                applier.record(&r, dest)?;
+                applier.record(&r, capture, dest)?;
             }
-            Ok(None) => return Ok(()),
+            Ok(false) => return Ok(()),
             Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
         }
     }

@@ -52,6 +52,14 @@ pub struct TargetArgs {
     /// 5.0, instead of stopping before them.
     #[arg(long)]
     pub skip_unsupported: bool,
+    /// Keys whose value is at most this many bytes in the RDB go as one RESTORE with the
+    /// source's own payload, where the destination accepts its RDB version; bigger ones
+    /// always go as chunked commands, so memory stays bounded.
+    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    pub restore_max_bytes: usize,
+    /// Write every key with plain commands, never RESTORE.
+    #[arg(long)]
+    pub no_restore: bool,
 }
 
 impl TargetArgs {
@@ -78,6 +86,14 @@ impl TargetArgs {
             ..ConnectOptions::default()
         };
         Ok((endpoint, connect))
+    }
+
+    /// The decoder options that capture values for RESTORE (unless --no-restore).
+    pub fn decoder_options(&self) -> redis_ferry::rdb::DecoderOptions {
+        redis_ferry::rdb::DecoderOptions {
+            capture_values: if self.no_restore { 0 } else { self.restore_max_bytes },
+            ..Default::default()
+        }
     }
 
     pub fn writer_options(&self) -> anyhow::Result<WriterOptions> {
@@ -160,6 +176,9 @@ pub fn describe(stats: &redis_ferry::writer::apply::ApplyStats) -> String {
     let by_kind: Vec<String> =
         stats.keys.iter().zip(KIND_NAMES).filter(|(n, _)| **n > 0).map(|(n, k)| format!("{n} {k}")).collect();
     let mut s = format!("{} keys ({})", stats.total_keys(), if by_kind.is_empty() { "none".into() } else { by_kind.join(", ") });
+    if stats.restored > 0 {
+        s.push_str(&format!(", {} of them with RESTORE", stats.restored));
+    }
     if stats.expired > 0 {
         s.push_str(&format!(", {} already expired and skipped", stats.expired));
     }

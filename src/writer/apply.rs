@@ -57,6 +57,9 @@ pub struct ApplyStats {
     pub stream_commands: u64,
     /// Stream transactions applied.
     pub transactions: u64,
+    /// Snapshot keys written with `RESTORE` and their own payload (the others went as
+    /// commands).
+    pub restored: u64,
     /// Stream commands the destination cannot apply, skipped (`skip_unsupported`).
     pub unsupported_commands: u64,
     /// Stream commands rewritten into forms the destination has.
@@ -110,7 +113,28 @@ pub struct Applier {
     /// `HPEXPIREAT`s are held back, and if there was one the key is removed again.
     drop_field_ttls: Option<(u64, Vec<u8>)>,
     saw_field_ttl: bool,
+    /// The snapshot's RDB format version (from its header).
+    source_version: Option<u32>,
+    /// The current key goes as `RESTORE` with its own payload, if its value is
+    /// captured whole; meanwhile its commands are rendered but held back.
+    restoring: Option<RestoreKey>,
     stats: ApplyStats,
+}
+
+/// A key waiting for its captured value.
+struct RestoreKey {
+    key: Vec<u8>,
+    expire_at_ms: Option<i64>,
+}
+
+/// What the decoder captured of the current key's value (see
+/// [`crate::rdb::DecoderOptions::capture_values`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Capture<'a> {
+    /// The value is still being captured.
+    pub capturing: bool,
+    /// At `KeyEnd`: the captured value (type byte and serialized value).
+    pub value: Option<&'a [u8]>,
 }
 
 impl Applier {
@@ -125,6 +149,8 @@ impl Applier {
             skipping: false,
             drop_field_ttls: None,
             saw_field_ttl: false,
+            source_version: None,
+            restoring: None,
             stats: ApplyStats::default(),
         }
     }
@@ -141,9 +167,32 @@ impl Applier {
         self.stats = stats;
     }
 
-    /// Applies one snapshot record.
-    pub fn record(&mut self, r: &Record, dest: &mut Destination) -> Result<(), WriteError> {
+    /// Applies one snapshot record. `capture` is what the decoder holds of the current
+    /// key's value: a key whose value is captured whole, and whose payload version the
+    /// destination accepts, goes as one `RESTORE`; the others as commands.
+    pub fn record(&mut self, r: &Record, capture: Capture, dest: &mut Destination) -> Result<(), WriteError> {
         match r {
+            Record::Header(v) => self.source_version = Some(v.version),
+            Record::Value(_) if self.restoring.is_some() && !capture.capturing => {
+                // Too big to capture: the commands held back so far go now, and the
+                // rest of the key follows as commands.
+                self.restoring = None;
+                self.render(r)?;
+                return self.send_rendered(dest);
+            }
+            Record::KeyEnd if self.restoring.is_some() => {
+                let Some(rk) = self.restoring.take() else { return Ok(()) };
+                self.render(r)?;
+                return match capture.value {
+                    Some(value) => {
+                        // The held-back commands are not needed.
+                        self.buf.0.borrow_mut().clear();
+                        self.stats.restored += 1;
+                        self.restore(dest, &rk, value)
+                    }
+                    None => self.send_rendered(dest),
+                };
+            }
             Record::Key(k) => {
                 self.skipping = false;
                 if k.expire_at_ms.is_some_and(|ms| ms <= now_ms()) {
@@ -170,6 +219,11 @@ impl Applier {
                 self.saw_field_ttl = false;
                 self.drop_field_ttls =
                     (has_field_ttls(k.encoding) && !dest.profile().has_field_ttl()).then(|| (k.db, k.key.to_vec()));
+                let payload_ok = self.source_version.is_some_and(|v| dest.profile().accepts_payload(v));
+                if payload_ok && capture.capturing && self.drop_field_ttls.is_none() {
+                    dest.select(k.db as u32)?;
+                    self.restoring = Some(RestoreKey { key: k.key.to_vec(), expire_at_ms: k.expire_at_ms });
+                }
             }
             Record::KeyEnd if self.drop_field_ttls.is_some() => {
                 self.render(r)?;
@@ -215,7 +269,49 @@ impl Applier {
             _ => {}
         }
         self.render(r)?;
+        if self.restoring.is_some() {
+            // Held back until the key's end tells whether RESTORE can replace them.
+            return Ok(());
+        }
         self.send_rendered(dest)
+    }
+
+    /// `RESTORE key ttl payload`, in the form the destination has; the payload is the
+    /// captured value stamped with the source's RDB version and its CRC-64.
+    fn restore(&mut self, dest: &mut Destination, rk: &RestoreKey, value: &[u8]) -> Result<(), WriteError> {
+        let version = self.source_version.unwrap_or(0) as u16;
+        let mut payload = Vec::with_capacity(value.len() + 10);
+        payload.extend_from_slice(value);
+        payload.extend_from_slice(&version.to_le_bytes());
+        let crc = crate::crc64::checksum(&payload);
+        payload.extend_from_slice(&crc.to_le_bytes());
+        let p = dest.profile().clone();
+        let ttl = match rk.expire_at_ms {
+            None => 0,
+            Some(ms) if p.has_abs_ttl() => ms,
+            Some(ms) => {
+                let left = ms - now_ms();
+                if left <= 0 {
+                    // It expired while it was being read: as if it were not there.
+                    self.stats.expired += 1;
+                    self.stats.restored -= 1;
+                    return dest.command([&b"DEL"[..], &rk.key], 0);
+                }
+                left
+            }
+        };
+        if !p.has_restore_replace() && !dest.selected_was_flushed() {
+            dest.command([&b"DEL"[..], &rk.key], 0)?;
+        }
+        let ttl = ttl.to_string();
+        let mut args: Vec<&[u8]> = vec![b"RESTORE", &rk.key, ttl.as_bytes(), &payload];
+        if p.has_restore_replace() {
+            args.push(b"REPLACE");
+        }
+        if rk.expire_at_ms.is_some() && p.has_abs_ttl() {
+            args.push(b"ABSTTL");
+        }
+        dest.command(args, 0)
     }
 
     /// Renders one record's commands into the shared buffer (all of them: what is sent

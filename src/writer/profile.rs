@@ -99,6 +99,49 @@ impl Profile {
         self.at_least(2, 6)
     }
 
+    /// The RDB format version this server writes (`None` before 2.6: no RESTORE).
+    pub fn rdb_version(&self) -> Option<u32> {
+        if self.valkey {
+            return Some(if self.version.0 >= 9 { 80 } else { 11 });
+        }
+        Some(match (self.version.0, self.version.1) {
+            (0..=1, _) | (2, 0..=5) => return None,
+            (2, _) | (3, 0) => 6,
+            (3, _) => 7,
+            (4, _) => 8,
+            (5, _) | (6, _) => 9,
+            (7, 0 | 1) => 10,
+            (7, 2 | 3) => 11,
+            (7, _) => 12,
+            _ => return None,
+        })
+    }
+
+    /// Whether `RESTORE` takes a payload stamped with RDB version `v`
+    /// (`verifyDumpPayload`: exactly 6 on 2.6-3.0, exactly 7 on 3.2.0, up to its own
+    /// from 3.2.1; Valkey 8 up to 11 in its default strict mode). Unknown versions: no.
+    pub fn accepts_payload(&self, v: u32) -> bool {
+        let Some(own) = self.rdb_version() else { return false };
+        if self.valkey {
+            return v <= own && !(12..80).contains(&v);
+        }
+        match (self.version.0, self.version.1, self.version.2) {
+            (2, _, _) | (3, 0, _) => v == 6,
+            (3, 2, 0) => v == 7,
+            _ => v <= own,
+        }
+    }
+
+    /// `RESTORE ... REPLACE` (Redis 3.0+).
+    pub fn has_restore_replace(&self) -> bool {
+        self.at_least(3, 0)
+    }
+
+    /// `RESTORE ... ABSTTL` (Redis 5.0+).
+    pub fn has_abs_ttl(&self) -> bool {
+        self.at_least(5, 0)
+    }
+
     /// Keys already in the destination.
     pub fn keys(&self) -> u64 {
         self.keyspace.iter().map(|(_, n)| n).sum()
@@ -109,5 +152,27 @@ fn info(conn: &mut Conn, section: &str) -> Result<String, NetError> {
     match conn.call(&[b"INFO", section.as_bytes()], Duration::from_secs(10))? {
         Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
         other => Err(conn.protocol(format!("INFO {section}: unexpected reply {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: (u32, u32, u32)) -> Profile {
+        Profile { server: String::new(), version: v, valkey: false, cluster: false, keyspace: vec![] }
+    }
+
+    #[test]
+    fn payload_versions_per_destination() {
+        assert!(p((2, 8, 17)).accepts_payload(6) && !p((2, 8, 17)).accepts_payload(2) && !p((2, 8, 17)).accepts_payload(7));
+        assert!(p((3, 0, 5)).accepts_payload(6) && !p((3, 0, 5)).accepts_payload(7));
+        assert!(p((3, 2, 0)).accepts_payload(7) && !p((3, 2, 0)).accepts_payload(6));
+        assert!(p((3, 2, 6)).accepts_payload(6) && p((3, 2, 6)).accepts_payload(2) && !p((3, 2, 6)).accepts_payload(8));
+        assert!(p((7, 0, 15)).accepts_payload(10) && !p((7, 0, 15)).accepts_payload(11));
+        assert!(p((6, 2, 14)).accepts_payload(9) && !p((6, 2, 14)).accepts_payload(10));
+        assert!(!p((2, 4, 16)).accepts_payload(2), "2.4 has no RESTORE");
+        let valkey = Profile { valkey: true, ..p((8, 0, 1)) };
+        assert!(valkey.accepts_payload(11) && !valkey.accepts_payload(12) && !valkey.accepts_payload(80));
     }
 }
