@@ -82,7 +82,7 @@ fn restore_every_fixture_into_every_server() {
                 let Some(server) = RedisServer::start(version) else { return };
                 let tmp = tempfile::tempdir().unwrap();
                 let mut c = server.client();
-                for (fixture, mode) in fixtures.iter().flat_map(|f| [(f, "--no-restore"), (f, "--restore-max-bytes=8388608")]) {
+                for (fixture, mode) in fixtures.iter().flat_map(|f| [(f, "--no-restore"), (f, "--restore-max-bytes=4194304")]) {
                     c.cmd(&[b"FLUSHALL"]).ok();
                     if major_minor(version) >= (7, 0) {
                         c.cmd(&[b"FUNCTION", b"FLUSH"]).ok();

@@ -52,10 +52,12 @@ pub struct TargetArgs {
     /// 5.0, instead of stopping before them.
     #[arg(long)]
     pub skip_unsupported: bool,
-    /// Keys whose value is at most this many bytes in the RDB go as one RESTORE with the
-    /// source's own payload, where the destination accepts its RDB version; bigger ones
-    /// always go as chunked commands, so memory stays bounded.
-    #[arg(long, default_value_t = 8 << 20, value_name = "BYTES")]
+    /// Collections whose value is at most this many bytes in the RDB go as one RESTORE
+    /// with the source's own payload, where the destination accepts its RDB version;
+    /// bigger ones always go as chunked commands, so memory stays bounded (a value is
+    /// held up to three times on its way: captured, its commands kept in case it
+    /// outgrows the limit, and the outgoing RESTORE).
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub restore_max_bytes: usize,
     /// Write every key with plain commands, never RESTORE.
     #[arg(long)]

@@ -318,19 +318,37 @@ impl Destination {
     /// Sends one command in the current db. `tag` is the source offset it completes
     /// (0 when it completes none).
     pub fn command<'a>(&mut self, args: impl IntoIterator<Item = &'a [u8]>, tag: u64) -> Result<(), WriteError> {
-        let mut args = args.into_iter();
-        let name = args.next().unwrap_or_default();
-        let mut c = Command::new_raw(name);
-        let mut key = String::new();
-        let key_at = key_position(name);
-        for (i, a) in args.enumerate() {
-            if Some(i + 1) == key_at {
-                key = Printable(a).to_string();
+        let args: Vec<[&[u8]; 1]> = args.into_iter().map(|a| [a]).collect();
+        let parts: Vec<&[&[u8]]> = args.iter().map(|a| &a[..]).collect();
+        self.command_parts(&parts, tag)
+    }
+
+    /// Like [`Destination::command`], with each argument given as pieces that are
+    /// written one after the other (a big payload and its footer go out without being
+    /// joined first).
+    pub fn command_parts(&mut self, args: &[&[&[u8]]], tag: u64) -> Result<(), WriteError> {
+        let name: Vec<u8> = args.first().map(|a| a.concat()).unwrap_or_default();
+        let key = match key_position(&name) {
+            Some(i) => args.get(i).map(|a| Printable(&a.concat()).to_string()).unwrap_or_default(),
+            None => String::new(),
+        };
+        let before = self.out.len();
+        self.out.push(b'*');
+        self.out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        for arg in args {
+            let len: usize = arg.iter().map(|p| p.len()).sum();
+            self.out.push(b'$');
+            self.out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+            for part in arg.iter() {
+                self.out.extend_from_slice(part);
             }
-            c.arg(a);
+            self.out.extend_from_slice(b"\r\n");
         }
-        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-        self.queue(&c, &name, key, tag)
+        let bytes = self.out.len() - before;
+        let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
+        self.pending(name, key, tag, bytes)
     }
 
     /// Marks source offset `tag` as complete once what was sent so far is confirmed
@@ -346,7 +364,12 @@ impl Destination {
         let before = self.out.len();
         c.encode_into(&mut self.out);
         let bytes = self.out.len() - before;
-        self.inflight.push_back(Pending { tag, db: self.selected, name: name.to_string(), key, bytes });
+        self.pending(name.to_string(), key, tag, bytes)
+    }
+
+    /// Records a command just encoded into `out`, and keeps the window.
+    fn pending(&mut self, name: String, key: String, tag: u64, bytes: usize) -> Result<(), WriteError> {
+        self.inflight.push_back(Pending { tag, db: self.selected, name, key, bytes });
         self.inflight_bytes += bytes;
         self.stats.commands += 1;
         self.stats.bytes += bytes as u64;
