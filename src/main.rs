@@ -29,6 +29,8 @@ mod exit {
     pub const SERVER: u8 = 5;
     /// Finished, but the destination refused some commands (`--on-error skip`).
     pub const PARTIAL: u8 = 6;
+    /// Stopped by SIGINT/SIGTERM before the snapshot was applied.
+    pub const INTERRUPTED: u8 = 7;
 }
 
 #[derive(Parser, Debug)]
@@ -121,6 +123,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<cli::target::PartialFailure>().is_some() {
             return exit::PARTIAL;
+        }
+        if cause.downcast_ref::<cli::target::Interrupted>().is_some() {
+            return exit::INTERRUPTED;
         }
         match cause.downcast_ref::<redis_ferry::writer::WriteError>() {
             Some(redis_ferry::writer::WriteError::BadReply { .. }) => return exit::BAD_INPUT,

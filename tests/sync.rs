@@ -336,3 +336,30 @@ fn restore_falls_back_to_commands_for_big_values() {
         assert_same(&format!("{fixture} into {version} with --restore-max-bytes 64"), &want, &got);
     }
 }
+
+/// SIGTERM while the snapshot is still arriving: exit 7, saying the destination holds
+/// part of it (never a success).
+#[test]
+fn stopped_during_the_snapshot_exits_7() {
+    use common::fake_master::{recording, Era, FakeMaster, Script, Session};
+    let Some(target) = RedisServer::start("7.0.15") else { return };
+    let bytes = recording("7.0.15", "stream.bin");
+    let script: Script = Box::new(move |s: &mut Session| {
+        s.handshake(Era::Psync);
+        s.send(&bytes[..200]); // FULLRESYNC, the header, part of the RDB
+        thread::sleep(Duration::from_secs(3));
+    });
+    let master = FakeMaster::start(vec![script]);
+    let mut child = ferry()
+        .args(["sync", "--source", &master.url(), "--target", &format!("redis://{}", target.addr())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    thread::sleep(Duration::from_millis(800));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("holds part of it"), "{err}");
+    master.join();
+}

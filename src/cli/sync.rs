@@ -194,7 +194,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 );
             }
         } else if stopping_at.is_some() {
-            bail!("stopped before the snapshot was applied: the destination holds part of it");
+            return Err(target::Interrupted.into());
         }
     }
 }

@@ -115,6 +115,11 @@ impl TargetArgs {
     }
 }
 
+/// Stopped by SIGINT/SIGTERM before the snapshot was applied.
+#[derive(Debug, thiserror::Error)]
+#[error("stopped before the snapshot was applied: the destination holds part of it")]
+pub struct Interrupted;
+
 /// The run finished, but the destination refused some commands (`--on-error skip`).
 #[derive(Debug, thiserror::Error)]
 #[error("the destination refused {0} command(s); they were skipped{1}")]

@@ -190,6 +190,10 @@ impl Conn {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
         let mut tcp = None;
         for addr in addrs {
+            if stop.load(Ordering::Relaxed) {
+                last = io::Error::new(io::ErrorKind::Interrupted, "stopped");
+                break;
+            }
             match TcpStream::connect_timeout(&addr, opts.connect_timeout) {
                 Ok(s) => {
                     tcp = Some(s);
@@ -209,10 +213,21 @@ impl Conn {
             let mut conn = ClientConnection::new(Arc::new(config), name)
                 .map_err(|e| NetError::Tls { server: server.clone(), reason: e.to_string() })?;
             let mut tcp = tcp;
-            tcp.set_read_timeout(Some(opts.connect_timeout)).map_err(|e| io_err("setting a read timeout", e))?;
+            // Short reads, so that a stop request and the deadline are noticed.
+            tcp.set_read_timeout(Some(POLL)).map_err(|e| io_err("setting a read timeout", e))?;
+            let deadline = Instant::now() + opts.connect_timeout;
             while conn.is_handshaking() {
-                if let Err(e) = conn.complete_io(&mut tcp) {
-                    return Err(NetError::Tls { server, reason: tls_reason(&e) });
+                match conn.complete_io(&mut tcp) {
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                        if stop.load(Ordering::Relaxed) {
+                            return Err(io_err("TLS handshake", io::Error::new(io::ErrorKind::Interrupted, "stopped")));
+                        }
+                        if Instant::now() >= deadline {
+                            return Err(NetError::Tls { server, reason: "the TLS handshake did not finish in time".into() });
+                        }
+                    }
+                    Err(e) => return Err(NetError::Tls { server, reason: tls_reason(&e) }),
                 }
             }
             Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
