@@ -350,7 +350,7 @@ fn stopped_during_the_snapshot_exits_7() {
         thread::sleep(Duration::from_secs(3));
     });
     let master = FakeMaster::start(vec![script]);
-    let mut child = ferry()
+    let child = ferry()
         .args(["sync", "--source", &master.url(), "--target", &format!("redis://{}", target.addr())])
         .stderr(Stdio::piped())
         .spawn()
