@@ -363,3 +363,21 @@ fn stopped_during_the_snapshot_exits_7() {
     assert!(err.contains("holds part of it"), "{err}");
     master.join();
 }
+
+/// Without --skip-unsupported, `restore` finds what the destination cannot hold before
+/// it writes anything, and lists it.
+#[test]
+fn restore_refuses_before_writing_anything() {
+    for (fixture, version, expect) in [("7.4.1", "5.0.6", "field expiry"), ("7.0.15", "3.2.6", "has no streams")] {
+        let Some(server) = RedisServer::start(version) else { return };
+        let out = ferry()
+            .args(["restore", "--target", &format!("redis://{}", server.addr())])
+            .arg(repo_root().join("testdata/rdb").join(fixture).join("dump.rdb"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{err}");
+        assert!(err.contains("nothing was written") && err.contains(expect), "{err}");
+        assert_eq!(server.client().cmd(&[b"DBSIZE"]).as_int(), 0, "{fixture} into {version}: something was written");
+    }
+}

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use redis_ferry::rdb::Decoder;
-use redis_ferry::writer::apply::{ApplyOptions, Applier, Capture};
+use redis_ferry::rdb::{Decoder, RdbReader};
+use redis_ferry::writer::apply::{ApplyOptions, Applier, Capture, UnsupportedScan};
 
 use super::target::{self, TargetArgs};
 
@@ -22,6 +22,25 @@ pub struct RestoreArgs {
 pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
     let mut dest = target::connect(&args.target)?;
+    if !args.target.skip_unsupported {
+        // A first pass, so that nothing is written when something cannot be.
+        let mut scan = UnsupportedScan::default();
+        let mut reader = RdbReader::new(File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?);
+        while let Some(r) = reader.next_record().with_context(|| format!("decoding {}", args.file.display()))? {
+            scan.record(&r, dest.profile());
+        }
+        if scan.count > 0 {
+            let list: Vec<String> =
+                scan.found.iter().take(20).map(|s| format!("  db {} {}: {}", s.db, s.key, s.why)).collect();
+            return Err(anyhow::Error::new(redis_ferry::writer::WriteError::Unsupported(format!(
+                "nothing was written: {} key(s) cannot go into {} (--skip-unsupported leaves them out):\n{}{}",
+                scan.count,
+                dest.profile().server,
+                list.join("\n"),
+                if scan.count > 20 { format!("\n  ... and {} more", scan.count - 20) } else { String::new() }
+            ))));
+        }
+    }
     let started = Instant::now();
     let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
     let mut file = file;

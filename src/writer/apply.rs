@@ -463,9 +463,61 @@ impl Applier {
     }
 }
 
+/// Finds, ahead of writing, what a destination cannot hold: a first pass over an RDB
+/// file, so that `restore` can stop before it writes anything.
+#[derive(Debug, Default)]
+pub struct UnsupportedScan {
+    /// What was found (up to 1000).
+    pub found: Vec<Skipped>,
+    /// How many in all.
+    pub count: u64,
+    current: Option<(u64, Vec<u8>, bool)>,
+}
+
+impl UnsupportedScan {
+    /// Looks at one record.
+    pub fn record(&mut self, r: &Record, p: &super::Profile) {
+        match r {
+            Record::Key(k) => {
+                self.current = None;
+                if let Some(why) = unsupported_in(k.encoding, p) {
+                    self.add(k.db, Printable(k.key).to_string(), why);
+                } else if has_field_ttls(k.encoding) && !p.has_field_ttl() {
+                    self.current = Some((k.db, k.key.to_vec(), false));
+                }
+            }
+            Record::Value(crate::rdb::Chunk::Hash(fields)) => {
+                if let Some((_, _, seen)) = &mut self.current {
+                    *seen |= fields.iter().any(|f| f.expire_at_ms.is_some());
+                }
+            }
+            Record::KeyEnd => {
+                if let Some((db, key, true)) = self.current.take() {
+                    let why = format!("its hash fields carry TTLs and {} has no field expiry (7.4+)", p.server);
+                    self.add(db, Printable(&key).to_string(), why);
+                }
+            }
+            Record::Function { .. } | Record::FunctionPreGa { .. } if !p.has_functions() => {
+                self.add(0, "(function library)".into(), format!("{} has no functions (7.0+)", p.server));
+            }
+            _ => {}
+        }
+    }
+
+    fn add(&mut self, db: u64, key: String, why: String) {
+        self.count += 1;
+        if self.found.len() < 1000 {
+            self.found.push(Skipped { db, key, why });
+        }
+    }
+}
+
 /// Why a key of this encoding cannot go into `dest`, if it cannot.
 fn unsupported(enc: Encoding, dest: &Destination) -> Option<String> {
-    let p = dest.profile();
+    unsupported_in(enc, dest.profile())
+}
+
+fn unsupported_in(enc: Encoding, p: &super::Profile) -> Option<String> {
     match enc.kind() {
         Kind::Stream if !p.has_streams() => Some(format!("it is a stream and {} has no streams (5.0+)", p.server)),
         _ => None,
