@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use redis_ferry::rdb::{Decoder, RdbReader};
-use redis_ferry::writer::apply::{ApplyOptions, Applier, Capture, UnsupportedScan};
+use redis_ferry::writer::apply::{Applier, Capture, UnsupportedScan};
 
 use super::target::{self, TargetArgs};
 
@@ -24,7 +24,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     let mut dest = target::connect(&args.target)?;
     if !args.target.skip_unsupported {
         // A first pass, so that nothing is written when something cannot be.
-        let mut scan = UnsupportedScan::default();
+        let mut scan = UnsupportedScan::new(args.target.apply_options().filter);
         let mut reader = RdbReader::new(File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?);
         while let Some(r) = reader.next_record().with_context(|| format!("decoding {}", args.file.display()))? {
             scan.record(&r, dest.profile());
@@ -42,7 +42,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
         }
     }
     let started = Instant::now();
-    let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
+    let mut applier = Applier::new(args.target.apply_options());
     let mut file = file;
     let mut decoder = Decoder::with_options(args.target.decoder_options());
     let what = args.file.display().to_string();

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use redis_ferry::rdb::{Decoder, Record};
 use redis_ferry::replica::stream::{CommandStream, ControlKind, StreamLimits, Unit};
 use redis_ferry::replica::{Item, LinkEvent, Purpose, Replica, SpoolError};
-use redis_ferry::writer::apply::{ApplyOptions, Applier, Capture};
+use redis_ferry::writer::apply::{Applier, Capture};
 
 use super::source::SourceArgs;
 use super::target::{self, TargetArgs};
@@ -42,7 +42,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("installing the signal handler")?;
     }
     let mut replica = Replica::start(opts);
-    let mut applier = Applier::new(ApplyOptions { skip_unsupported: args.target.skip_unsupported });
+    let mut applier = Applier::new(args.target.apply_options());
     let mut phase = Phase::Snapshot { decoder: Box::new(Decoder::with_options(args.target.decoder_options())), started: Instant::now(), initial_db: 0 };
     let mut resync_offset = 0u64;
     let mut full_syncs = 0u32;
@@ -171,6 +171,15 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 }
                 if st.unsupported_commands > 0 {
                     extra.push_str(&format!(", {} unsupported and skipped", st.unsupported_commands));
+                }
+                if st.filtered_commands > 0 {
+                    extra.push_str(&format!(", {} left out by --match/--exclude", st.filtered_commands));
+                }
+                if st.mixed_commands > 0 {
+                    extra.push_str(&format!(
+                        ", {} applied whole though only some of their keys are matched",
+                        st.mixed_commands
+                    ));
                 }
                 eprintln!(
                     "redis-ferry: {}: snapshot {}; stream: {} commands ({} transactions) applied{extra}; offset {} \

@@ -62,6 +62,13 @@ pub struct TargetArgs {
     /// Write every key with plain commands, never RESTORE.
     #[arg(long)]
     pub no_restore: bool,
+    /// Copy only keys matching this glob (`*`, `?`, `[a-z]`, `\x`); repeatable. Applies
+    /// to snapshot keys and to the keys of each stream command.
+    #[arg(long = "match", value_name = "GLOB")]
+    pub match_: Vec<String>,
+    /// Leave out keys matching this glob; repeatable, applied after --match.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
 }
 
 impl TargetArgs {
@@ -95,6 +102,17 @@ impl TargetArgs {
         redis_ferry::rdb::DecoderOptions {
             capture_values: if self.no_restore { 0 } else { self.restore_max_bytes },
             ..Default::default()
+        }
+    }
+
+    /// The applier options (filters, unsupported keys).
+    pub fn apply_options(&self) -> redis_ferry::writer::apply::ApplyOptions {
+        redis_ferry::writer::apply::ApplyOptions {
+            skip_unsupported: self.skip_unsupported,
+            filter: redis_ferry::writer::filter::KeyFilter {
+                include: self.match_.iter().map(|g| g.as_bytes().to_vec()).collect(),
+                exclude: self.exclude.iter().map(|g| g.as_bytes().to_vec()).collect(),
+            },
         }
     }
 
@@ -191,6 +209,9 @@ pub fn describe(stats: &redis_ferry::writer::apply::ApplyStats) -> String {
     }
     if stats.unsupported_count > 0 {
         s.push_str(&format!(", {} unsupported and skipped", stats.unsupported_count));
+    }
+    if stats.filtered_keys > 0 {
+        s.push_str(&format!(", {} left out by --match/--exclude", stats.filtered_keys));
     }
     s
 }

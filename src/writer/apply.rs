@@ -17,6 +17,7 @@ use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::adapt::{adapt, Adapted};
+use super::filter::{verdict, KeyFilter, Verdict};
 use super::{Destination, WriteError};
 use crate::bytesfmt::Printable;
 use crate::output::commands::CommandWriter;
@@ -29,6 +30,8 @@ use crate::resp::reader::{CommandReader, ReaderLimits};
 pub struct ApplyOptions {
     /// Skip (and list) keys the destination cannot hold instead of stopping.
     pub skip_unsupported: bool,
+    /// Which keys are copied (`--match`/`--exclude`).
+    pub filter: KeyFilter,
 }
 
 /// A key left out.
@@ -64,6 +67,12 @@ pub struct ApplyStats {
     pub unsupported_commands: u64,
     /// Stream commands rewritten into forms the destination has.
     pub rewritten_commands: u64,
+    /// Snapshot keys left out by `--match`/`--exclude`.
+    pub filtered_keys: u64,
+    /// Stream commands left out by `--match`/`--exclude` (none of their keys copied).
+    pub filtered_commands: u64,
+    /// Stream commands applied whole though only some of their keys are copied.
+    pub mixed_commands: u64,
 }
 
 impl ApplyStats {
@@ -195,6 +204,11 @@ impl Applier {
             }
             Record::Key(k) => {
                 self.skipping = false;
+                if !self.opts.filter.admits(k.key) {
+                    self.stats.filtered_keys += 1;
+                    self.skipping = true;
+                    return Ok(());
+                }
                 if k.expire_at_ms.is_some_and(|ms| ms <= now_ms()) {
                     self.stats.expired += 1;
                     self.skipping = true;
@@ -384,6 +398,13 @@ impl Applier {
         match u {
             Unit::Command(c) => {
                 let args: Vec<&[u8]> = c.args().collect();
+                match self.filter_verdict(&args, c.db)? {
+                    Verdict::Skip => {
+                        dest.advance(c.end_offset);
+                        return Ok(());
+                    }
+                    Verdict::Apply | Verdict::Mixed | Verdict::Unfilterable => {}
+                }
                 match adapt(&args, dest.profile()) {
                     Adapted::AsIs => {
                         dest.select(c.db)?;
@@ -417,11 +438,20 @@ impl Applier {
                 let mut plans = Vec::with_capacity(t.commands.len());
                 for c in t.commands {
                     let args: Vec<&[u8]> = c.args.iter().map(Vec::as_slice).collect();
+                    if self.filter_verdict(&args, c.db)? == Verdict::Skip {
+                        plans.push(Adapted::Unsupported(String::new()));
+                        continue;
+                    }
                     let plan = adapt(&args, dest.profile());
                     if let Adapted::Unsupported(why) = &plan {
                         self.unsupported_command(&args, c.db, why)?;
                     }
                     plans.push(plan);
+                }
+                if plans.iter().all(|p| matches!(p, Adapted::Unsupported(_))) {
+                    // Nothing of it is copied.
+                    dest.advance(t.end_offset);
+                    return Ok(());
                 }
                 dest.select(t.commands[0].db)?;
                 dest.command([&b"MULTI"[..]], 0)?;
@@ -447,6 +477,25 @@ impl Applier {
         Ok(())
     }
 
+    /// The key filter's verdict on a stream command, counted; an error for a command
+    /// whose effect on copied keys cannot be told.
+    fn filter_verdict(&mut self, args: &[&[u8]], db: u32) -> Result<Verdict, WriteError> {
+        let v = verdict(&self.opts.filter, args);
+        match v {
+            Verdict::Apply => {}
+            Verdict::Skip => self.stats.filtered_commands += 1,
+            Verdict::Mixed => self.stats.mixed_commands += 1,
+            Verdict::Unfilterable => {
+                let name = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).to_ascii_uppercase();
+                return Err(WriteError::Unsupported(format!(
+                    "the source sent {name} (db {db}); with --match/--exclude redis-ferry cannot tell which \
+                     destination keys it should remove, so it stops here rather than guess"
+                )));
+            }
+        }
+        Ok(v)
+    }
+
     /// A stream command the destination cannot apply: an error, or (with
     /// `skip_unsupported`) counted and left out.
     fn unsupported_command(&mut self, args: &[&[u8]], db: u32, why: &str) -> Result<(), WriteError> {
@@ -467,6 +516,8 @@ impl Applier {
 /// file, so that `restore` can stop before it writes anything.
 #[derive(Debug, Default)]
 pub struct UnsupportedScan {
+    /// Keys left out by the filter are not looked at.
+    pub filter: KeyFilter,
     /// What was found (up to 1000).
     pub found: Vec<Skipped>,
     /// How many in all.
@@ -475,11 +526,19 @@ pub struct UnsupportedScan {
 }
 
 impl UnsupportedScan {
+    /// A scan of the keys `filter` admits.
+    pub fn new(filter: KeyFilter) -> UnsupportedScan {
+        UnsupportedScan { filter, ..UnsupportedScan::default() }
+    }
+
     /// Looks at one record.
     pub fn record(&mut self, r: &Record, p: &super::Profile) {
         match r {
             Record::Key(k) => {
                 self.current = None;
+                if !self.filter.admits(k.key) {
+                    return;
+                }
                 if let Some(why) = unsupported_in(k.encoding, p) {
                     self.add(k.db, Printable(k.key).to_string(), why);
                 } else if has_field_ttls(k.encoding) && !p.has_field_ttl() {

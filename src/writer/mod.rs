@@ -15,6 +15,7 @@
 
 pub mod adapt;
 pub mod apply;
+pub mod filter;
 pub mod profile;
 
 use std::collections::{HashMap, HashSet, VecDeque};
