@@ -17,6 +17,8 @@
 //!   and reports the source offset the destination confirmed; the destination's
 //!   profile; the applier that turns snapshot records and stream units into commands
 //!   the destination's version takes.
+//! - [`verify`]: compares a source and a destination (the quick level: key counts per
+//!   db, through the db mapping).
 //! - [`output`]: turns records into the `decode` command's formats (JSON Lines, RESP
 //!   commands, a summary).
 //! - [`resp`]: RESP encoding of commands, and [`resp::reader`], incremental reading of
@@ -27,8 +29,8 @@
 //! The binary (`src/main.rs`, with `src/cli/` for the subcommands that talk to servers)
 //! is a thin command line over these.
 //!
-//! Still to come: the per-key write plan (`RESTORE` payloads), parallel destination
-//! connections, and verification.
+//! Still to come: payloads re-encoded for older destinations, parallel destination
+//! connections, and the deep verification.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
@@ -40,4 +42,5 @@ pub mod output;
 pub mod rdb;
 pub mod replica;
 pub mod resp;
+pub mod verify;
 pub mod writer;

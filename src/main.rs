@@ -17,6 +17,8 @@ mod cli;
 /// Exit codes, documented in the README.
 mod exit {
     pub const OK: u8 = 0;
+    /// `verify` (or `--verify`) found the destination different from the source.
+    pub const DIFFERENT: u8 = 1;
     /// Command-line usage error (also what clap uses).
     pub const USAGE: u8 = 2;
     /// The input is not a valid, complete RDB.
@@ -56,6 +58,9 @@ enum Command {
     /// Copy a live source into a destination: its snapshot, then its command stream,
     /// until SIGINT/SIGTERM (or --exit-when-synced).
     Sync(cli::sync::SyncArgs),
+    /// Compare a source and a destination (quick: key counts per db, through the db
+    /// mapping). Exit 0 when they match, 1 when they differ.
+    Verify(cli::verify::VerifyArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
         Command::Tail(args) => cli::tail::run(args),
         Command::Restore(args) => cli::restore::run(args),
         Command::Sync(args) => cli::sync::run(args),
+        Command::Verify(args) => cli::verify::run(args),
     };
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -120,6 +126,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<redis_ferry::replica::stream::StreamError>().is_some() {
             return exit::BAD_INPUT;
+        }
+        if cause.downcast_ref::<cli::verify::Different>().is_some() {
+            return exit::DIFFERENT;
         }
         if cause.downcast_ref::<cli::target::PartialFailure>().is_some() {
             return exit::PARTIAL;

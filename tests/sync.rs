@@ -402,3 +402,37 @@ fn restore_refuses_before_writing_anything() {
         assert_eq!(server.client().cmd(&[b"DBSIZE"]).as_int(), 0, "{fixture} into {version}: something was written");
     }
 }
+
+/// `sync --exit-when-synced --verify` on a quiet source exits 0 with a matching quick
+/// verify; `verify` then tells a missing key (exit 1) and follows the db map.
+#[test]
+fn sync_exit_when_synced_and_verify() {
+    let Some(source) = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")]) else { return };
+    let Some(target) = RedisServer::start("6.2.14") else { return };
+    let mut c = source.client();
+    c.pipeline((0..500).map(|i| common::command(&["SET".to_string(), format!("k{i}"), "v".into()])).collect());
+    c.cmd(&[b"EXPIRE", b"k1", b"100000"]);
+    c.cmd(&[b"SELECT", b"2"]);
+    c.cmd(&[b"SADD", b"s", b"a", b"b"]);
+    let (src, dst) = (format!("redis://{}", source.addr()), format!("redis://{}", target.addr()));
+    let out = ferry()
+        .args(["sync", "--exit-when-synced", "--verify", "--db-map", "2=5", "--source", &src, "--target", &dst])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("in sync:") && err.contains("verify (quick): the same number of keys"), "{err}");
+
+    let verify = |extra: &[&str]| {
+        let out = ferry().args(["verify", "--source", &src, "--target", &dst]).args(extra).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, text) = verify(&["--db-map", "2=5"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = verify(&[]);
+    assert_eq!(code, Some(1), "without the map db 2 and db 5 differ: {text}");
+    target.client().cmd(&[b"DEL", b"k7"]);
+    let (code, text) = verify(&["--db-map", "2=5"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("DIFFERENT"), "{text}");
+}

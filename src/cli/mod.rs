@@ -7,3 +7,4 @@ pub mod source;
 pub mod sync;
 pub mod tail;
 pub mod target;
+pub mod verify;

@@ -24,6 +24,10 @@ pub struct SyncArgs {
     /// is confirmed by the destination. Without it, sync runs until SIGINT/SIGTERM.
     #[arg(long)]
     pub exit_when_synced: bool,
+    /// At the end, compare source and destination (the quick verify: key counts per
+    /// db); exit 1 if they differ.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 enum Phase {
@@ -192,7 +196,16 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                     full_syncs,
                     started.elapsed().as_secs_f64()
                 );
-                return target::finish(&args.target, &dest);
+                target::finish(&args.target, &dest)?;
+                if args.verify {
+                    let report = super::verify::quick(&args.source, &args.target)?;
+                    eprint!("{}", report.to_text());
+                    if !report.identical() {
+                        return Err(super::verify::Different.into());
+                    }
+                    eprintln!("redis-ferry: verify (quick): the same number of keys in every db");
+                }
+                return Ok(());
             }
             if last_report.elapsed() >= Duration::from_secs(10) {
                 last_report = Instant::now();

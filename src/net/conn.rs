@@ -238,6 +238,36 @@ impl Conn {
         Ok(Conn { stream, server, buf: vec![0; 64 * 1024], start: 0, end: 0, stop })
     }
 
+    /// Connects as an ordinary client: TCP/TLS, then `AUTH` when the endpoint has a
+    /// password, then `PING`. `password_env` names the variable an operator would set,
+    /// for the message when the server wants a password.
+    pub fn open(endpoint: &Endpoint, opts: &ConnectOptions, password_env: &str) -> Result<Conn, NetError> {
+        let mut conn = Conn::connect(endpoint, opts, Arc::new(AtomicBool::new(false)))?;
+        let t = Duration::from_secs(10);
+        if let Some(password) = &endpoint.password {
+            let mut args: Vec<&[u8]> = vec![b"AUTH"];
+            if let Some(user) = &endpoint.user {
+                args.push(user.as_bytes());
+            }
+            args.push(password.expose().as_bytes());
+            match conn.call(&args, t)? {
+                Reply::Status(_) => {}
+                Reply::Error(e) if e.contains("no password is set") || e.contains("without any password configured") => {}
+                Reply::Error(e) => return Err(NetError::Auth { server: conn.server().to_string(), reply: e }),
+                other => return Err(conn.protocol(format!("unexpected reply {other:?} to AUTH"))),
+            }
+        }
+        match conn.call(&[b"PING"], t)? {
+            Reply::Status(_) => Ok(conn),
+            Reply::Error(e) if e.starts_with("NOAUTH") || e.contains("operation not permitted") => Err(NetError::Auth {
+                server: conn.server().to_string(),
+                reply: format!("{e} (the server wants a password: put it in the URL or in {password_env})"),
+            }),
+            Reply::Error(e) => Err(conn.protocol(format!("PING: {e}"))),
+            other => Err(conn.protocol(format!("unexpected reply {other:?} to PING"))),
+        }
+    }
+
     /// The server, as shown in messages.
     pub fn server(&self) -> &str {
         &self.server

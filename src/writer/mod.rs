@@ -19,8 +19,6 @@ pub mod filter;
 pub mod profile;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bytesfmt::Printable;
@@ -198,33 +196,8 @@ const SEND_AT: usize = 256 * 1024;
 impl Destination {
     /// Connects, logs in, and probes the destination.
     pub fn connect(endpoint: &Endpoint, connect: &ConnectOptions, opts: WriterOptions) -> Result<Destination, WriteError> {
-        let mut conn = Conn::connect(endpoint, connect, Arc::new(AtomicBool::new(false)))?;
+        let mut conn = Conn::open(endpoint, connect, "FERRY_TARGET_PASSWORD")?;
         let t = Duration::from_secs(10);
-        if let Some(password) = &endpoint.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &endpoint.user {
-                args.push(user.as_bytes());
-            }
-            args.push(password.expose().as_bytes());
-            match conn.call(&args, t)? {
-                Reply::Status(_) => {}
-                Reply::Error(e) if e.contains("no password is set") || e.contains("without any password configured") => {}
-                Reply::Error(e) => return Err(NetError::Auth { server: conn.server().to_string(), reply: e }.into()),
-                other => return Err(conn.protocol(format!("unexpected reply {other:?} to AUTH")).into()),
-            }
-        }
-        match conn.call(&[b"PING"], t)? {
-            Reply::Status(_) => {}
-            Reply::Error(e) if e.starts_with("NOAUTH") || e.contains("operation not permitted") => {
-                return Err(NetError::Auth {
-                    server: conn.server().to_string(),
-                    reply: format!("{e} (the server wants a password: put it in the URL or in FERRY_TARGET_PASSWORD)"),
-                }
-                .into())
-            }
-            Reply::Error(e) => return Err(conn.protocol(format!("PING: {e}")).into()),
-            other => return Err(conn.protocol(format!("unexpected reply {other:?} to PING")).into()),
-        }
         let profile = Profile::probe(&mut conn)?;
         let selected = endpoint.db.unwrap_or(0);
         if selected != 0 {
