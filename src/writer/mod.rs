@@ -168,9 +168,48 @@ struct Pending {
     /// Source offset this command completes (0: none).
     tag: u64,
     db: u32,
-    name: String,
-    key: String,
+    /// The command name and key, kept raw (and short) for the message should the
+    /// command fail: nothing is formatted for commands that succeed.
+    name: Head<24>,
+    key: Option<Head<{ MAX_SHOWN }>>,
     bytes: usize,
+}
+
+/// How much of a key a message shows (as [`Printable`] does).
+const MAX_SHOWN: usize = 80;
+
+/// The first `N` bytes of an argument given in pieces, and its whole length.
+#[derive(Debug)]
+struct Head<const N: usize> {
+    buf: [u8; N],
+    kept: usize,
+    len: usize,
+}
+
+impl<const N: usize> Head<N> {
+    fn of(parts: &[&[u8]]) -> Head<N> {
+        let mut h = Head { buf: [0; N], kept: 0, len: 0 };
+        for p in parts {
+            let take = p.len().min(N - h.kept);
+            h.buf[h.kept..h.kept + take].copy_from_slice(&p[..take]);
+            h.kept += take;
+            h.len += p.len();
+        }
+        h
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.kept]
+    }
+
+    /// As [`Printable`] shows the whole argument.
+    fn shown(&self) -> String {
+        if self.len > self.kept {
+            format!("{}... ({} bytes)", Printable(self.bytes()), self.len)
+        } else {
+            Printable(self.bytes()).to_string()
+        }
+    }
 }
 
 /// A pipelined connection to the destination; see the module docs.
@@ -269,10 +308,10 @@ impl Destination {
             let mut c = Command::new("SELECT");
             c.arg_uint(u64::from(target));
             self.selected = target;
-            self.queue(&c, "SELECT", String::new(), 0)?;
+            self.queue(&c, "SELECT")?;
         }
         if self.opts.flush_target && self.flushed.insert(target) {
-            self.queue(&Command::new("FLUSHDB"), "FLUSHDB", String::new(), 0)?;
+            self.queue(&Command::new("FLUSHDB"), "FLUSHDB")?;
         }
         Ok(())
     }
@@ -301,11 +340,8 @@ impl Destination {
     /// written one after the other (a big payload and its footer go out without being
     /// joined first).
     pub fn command_parts(&mut self, args: &[&[&[u8]]], tag: u64) -> Result<(), WriteError> {
-        let name: Vec<u8> = args.first().map(|a| a.concat()).unwrap_or_default();
-        let key = match key_position(&name) {
-            Some(i) => args.get(i).map(|a| Printable(&a.concat()).to_string()).unwrap_or_default(),
-            None => String::new(),
-        };
+        let name: Head<24> = Head::of(args.first().copied().unwrap_or_default());
+        let key = key_position(name.bytes()).and_then(|i| args.get(i)).map(|a| Head::of(a));
         let before = self.out.len();
         self.out.push(b'*');
         self.out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
@@ -321,7 +357,6 @@ impl Destination {
             self.out.extend_from_slice(b"\r\n");
         }
         let bytes = self.out.len() - before;
-        let name = String::from_utf8_lossy(&name).to_ascii_uppercase();
         self.pending(name, key, tag, bytes)
     }
 
@@ -334,15 +369,16 @@ impl Destination {
         }
     }
 
-    fn queue(&mut self, c: &Command, name: &str, key: String, tag: u64) -> Result<(), WriteError> {
+    /// Sends a keyless command built by this writer (SELECT, FLUSHDB).
+    fn queue(&mut self, c: &Command, name: &str) -> Result<(), WriteError> {
         let before = self.out.len();
         c.encode_into(&mut self.out);
         let bytes = self.out.len() - before;
-        self.pending(name.to_string(), key, tag, bytes)
+        self.pending(Head::of(&[name.as_bytes()]), None, 0, bytes)
     }
 
     /// Records a command just encoded into `out`, and keeps the window.
-    fn pending(&mut self, name: String, key: String, tag: u64, bytes: usize) -> Result<(), WriteError> {
+    fn pending(&mut self, name: Head<24>, key: Option<Head<{ MAX_SHOWN }>>, tag: u64, bytes: usize) -> Result<(), WriteError> {
         self.inflight.push_back(Pending { tag, db: self.selected, name, key, bytes });
         self.inflight_bytes += bytes;
         self.stats.commands += 1;
@@ -439,7 +475,12 @@ impl Destination {
             self.stats.replies += 1;
             if let Summary::Error(reply) = summary {
                 self.stats.errors += 1;
-                let failed = FailedCommand { db: p.db, command: p.name, key: p.key, reply };
+                let failed = FailedCommand {
+                    db: p.db,
+                    command: String::from_utf8_lossy(p.name.bytes()).to_ascii_uppercase(),
+                    key: p.key.as_ref().map(Head::shown).unwrap_or_default(),
+                    reply,
+                };
                 match self.opts.on_error {
                     OnError::Abort => {
                         return Err(WriteError::Refused {
@@ -475,6 +516,14 @@ fn key_position(name: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heads_show_keys_as_printable_does() {
+        for key in [&b""[..], b"user:1", &[b'k'; 80], &[b'\xff'; 81], &[b'x'; 500]] {
+            let (a, b) = key.split_at(key.len() / 3);
+            assert_eq!(Head::<{ MAX_SHOWN }>::of(&[a, b]).shown(), Printable(key).to_string());
+        }
+    }
 
     #[test]
     fn db_maps() {
