@@ -125,27 +125,13 @@ fn receive(args: &DumpArgs, opts: redis_ferry::replica::SourceOptions, out: &mut
                 }
                 out.write(&data).context("writing the snapshot")?;
                 decoder.feed(&data);
-                loop {
-                    match decoder.next_record() {
-                        Ok(Some(Record::Key(_))) => keys += 1,
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
-                    }
-                }
+                keys += count_keys(&mut decoder, source)?;
                 written += data.len() as u64;
                 progress.set(written);
             }
             Item::Event(LinkEvent::SnapshotEnd { bytes }) => {
                 decoder.finish();
-                loop {
-                    match decoder.next_record() {
-                        Ok(Some(Record::Key(_))) => keys += 1,
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
-                    }
-                }
+                keys += count_keys(&mut decoder, source)?;
                 if !decoder.is_done() {
                     bail!("the snapshot from {source} ended at byte {bytes} before the RDB's end");
                 }
@@ -168,6 +154,19 @@ fn receive(args: &DumpArgs, opts: redis_ferry::replica::SourceOptions, out: &mut
             }
             Item::Event(LinkEvent::Warning(w)) => progress.println(&format!("redis-ferry: warning: {w}")),
             Item::Event(LinkEvent::Failed(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Decodes what the decoder holds; returns how many keys it saw.
+fn count_keys(decoder: &mut Decoder, source: &str) -> anyhow::Result<u64> {
+    let mut keys = 0;
+    loop {
+        match decoder.next_record() {
+            Ok(Some(Record::Key(_))) => keys += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(keys),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
         }
     }
 }

@@ -42,14 +42,8 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// The validated options for `purpose`.
     pub fn options(&self, purpose: Purpose) -> anyhow::Result<SourceOptions> {
-        let mut endpoint = Endpoint::parse(&self.source)?;
-        if endpoint.password.is_none() {
-            if let Ok(p) = std::env::var(PASSWORD_ENV) {
-                if !p.is_empty() {
-                    endpoint.password = Some(Secret::new(p));
-                }
-            }
-        }
+        let (endpoint, connect) =
+            server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
         if self.source_insecure {
             if endpoint.tls {
                 eprintln!(
@@ -60,14 +54,8 @@ impl SourceArgs {
                 eprintln!("redis-ferry: warning: --source-insecure has no effect without rediss://");
             }
         }
-        if let Some(ca) = &self.source_ca {
-            std::fs::metadata(ca).with_context(|| format!("--source-ca {}", ca.display()))?;
-        }
         let mut opts = SourceOptions::new(endpoint, purpose);
-        opts.connect = ConnectOptions {
-            tls: TlsOptions { ca_file: self.source_ca.clone(), insecure: self.source_insecure },
-            ..ConnectOptions::default()
-        };
+        opts.connect = connect;
         opts.timeout = Duration::from_secs(self.source_timeout.max(1));
         opts.reconnect_for = Duration::from_secs(self.reconnect_for);
         opts.spool = SpoolConfig {
@@ -77,4 +65,28 @@ impl SourceArgs {
         };
         Ok(opts)
     }
+}
+
+/// A server URL with its password (from the URL, else from `password_env`) and the TLS
+/// settings; `ca_flag` names the CA option in messages.
+pub fn server_endpoint(
+    url: &str,
+    password_env: &str,
+    ca: Option<&PathBuf>,
+    insecure: bool,
+    ca_flag: &str,
+) -> anyhow::Result<(Endpoint, ConnectOptions)> {
+    let mut endpoint = Endpoint::parse(url)?;
+    if endpoint.password.is_none() {
+        if let Ok(p) = std::env::var(password_env) {
+            if !p.is_empty() {
+                endpoint.password = Some(Secret::new(p));
+            }
+        }
+    }
+    if let Some(ca) = ca {
+        std::fs::metadata(ca).with_context(|| format!("{ca_flag} {}", ca.display()))?;
+    }
+    let connect = ConnectOptions { tls: TlsOptions { ca_file: ca.cloned(), insecure }, ..ConnectOptions::default() };
+    Ok((endpoint, connect))
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use redis_ferry::rdb::{Decoder, Record};
+use redis_ferry::rdb::Decoder;
 use redis_ferry::replica::stream::{CommandStream, ControlKind, StreamLimits, Unit};
 use redis_ferry::replica::{Item, LinkEvent, Purpose, Replica, SpoolError};
 use redis_ferry::writer::apply::{Applier, Capture};
@@ -234,8 +234,8 @@ fn apply_records(
             Ok(true) => {
                 let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
                 let Some(r) = decoder.current() else { continue };
-                if let Record::Aux { key: b"repl-stream-db", value } = &r {
-                    *initial_db = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                if let Some(db) = redis_ferry::replica::repl_stream_db(&r) {
+                    *initial_db = db;
                 }
                 applier.record(&r, capture, dest)?;
             }

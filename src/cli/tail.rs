@@ -188,10 +188,11 @@ pub fn run(args: TailArgs) -> anyhow::Result<()> {
                         d.feed(&data);
                         loop {
                             match d.next_record() {
-                                Ok(Some(Record::Aux { key: b"repl-stream-db", value })) => {
-                                    initial_db = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+                                Ok(Some(r @ (Record::Header(_) | Record::Aux { .. }))) => {
+                                    if let Some(db) = redis_ferry::replica::repl_stream_db(&r) {
+                                        initial_db = db;
+                                    }
                                 }
-                                Ok(Some(Record::Header(_) | Record::Aux { .. })) => {}
                                 // Past the AUX fields: nothing more to learn.
                                 Ok(Some(_)) => {
                                     probe = None;

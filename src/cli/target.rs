@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use redis_ferry::net::{ConnectOptions, Endpoint, Secret, TlsOptions};
+use redis_ferry::net::{ConnectOptions, Endpoint};
 use redis_ferry::writer::{DbMap, OnError, WriterOptions};
 
 /// The environment variable that holds the destination's password when the URL has none.
@@ -73,27 +73,19 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
-        let mut endpoint = Endpoint::parse(&self.target)?;
-        if endpoint.password.is_none() {
-            if let Ok(p) = std::env::var(PASSWORD_ENV) {
-                if !p.is_empty() {
-                    endpoint.password = Some(Secret::new(p));
-                }
-            }
-        }
+        let (endpoint, connect) = super::source::server_endpoint(
+            &self.target,
+            PASSWORD_ENV,
+            self.target_ca.as_ref(),
+            self.target_insecure,
+            "--target-ca",
+        )?;
         if self.target_insecure && endpoint.tls {
             eprintln!(
                 "redis-ferry: WARNING: --target-insecure: the destination's TLS certificate is NOT verified; \
                  anyone on the network path can read and change the data"
             );
         }
-        if let Some(ca) = &self.target_ca {
-            std::fs::metadata(ca).with_context(|| format!("--target-ca {}", ca.display()))?;
-        }
-        let connect = ConnectOptions {
-            tls: TlsOptions { ca_file: self.target_ca.clone(), insecure: self.target_insecure },
-            ..ConnectOptions::default()
-        };
         Ok((endpoint, connect))
     }
 

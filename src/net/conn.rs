@@ -244,19 +244,7 @@ impl Conn {
     pub fn open(endpoint: &Endpoint, opts: &ConnectOptions, password_env: &str) -> Result<Conn, NetError> {
         let mut conn = Conn::connect(endpoint, opts, Arc::new(AtomicBool::new(false)))?;
         let t = Duration::from_secs(10);
-        if let Some(password) = &endpoint.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &endpoint.user {
-                args.push(user.as_bytes());
-            }
-            args.push(password.expose().as_bytes());
-            match conn.call(&args, t)? {
-                Reply::Status(_) => {}
-                Reply::Error(e) if e.contains("no password is set") || e.contains("without any password configured") => {}
-                Reply::Error(e) => return Err(NetError::Auth { server: conn.server().to_string(), reply: e }),
-                other => return Err(conn.protocol(format!("unexpected reply {other:?} to AUTH"))),
-            }
-        }
+        conn.auth(endpoint, t)?;
         match conn.call(&[b"PING"], t)? {
             Reply::Status(_) => Ok(conn),
             Reply::Error(e) if e.starts_with("NOAUTH") || e.contains("operation not permitted") => Err(NetError::Auth {
@@ -265,6 +253,31 @@ impl Conn {
             }),
             Reply::Error(e) => Err(conn.protocol(format!("PING: {e}"))),
             other => Err(conn.protocol(format!("unexpected reply {other:?} to PING"))),
+        }
+    }
+
+    /// `AUTH` with the endpoint's password (and ACL user), if it has one. Returns
+    /// `false` when the server has no password set (the password was not needed).
+    pub fn auth(&mut self, endpoint: &Endpoint, timeout: Duration) -> Result<bool, NetError> {
+        let Some(password) = &endpoint.password else { return Ok(true) };
+        let mut args: Vec<&[u8]> = vec![b"AUTH"];
+        if let Some(user) = &endpoint.user {
+            args.push(user.as_bytes());
+        }
+        args.push(password.expose().as_bytes());
+        match self.call(&args, timeout)? {
+            Reply::Status(_) => Ok(true),
+            Reply::Error(e) if e.contains("no password is set") || e.contains("without any password configured") => Ok(false),
+            Reply::Error(e) => Err(NetError::Auth { server: self.server.clone(), reply: e }),
+            other => Err(NetError::Auth { server: self.server.clone(), reply: format!("unexpected reply {other:?}") }),
+        }
+    }
+
+    /// `INFO section`, as text.
+    pub fn info(&mut self, section: &str) -> Result<String, NetError> {
+        match self.call(&[b"INFO", section.as_bytes()], Duration::from_secs(10))? {
+            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            other => Err(self.protocol(format!("INFO {section}: unexpected reply {other:?}"))),
         }
     }
 

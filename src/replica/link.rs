@@ -295,24 +295,11 @@ impl Link {
     }
 
     fn authenticate(&mut self, conn: &mut Conn) -> Result<(), Failure> {
-        let ep = &self.opts.endpoint;
-        if let Some(password) = &ep.password {
-            let mut args: Vec<&[u8]> = vec![b"AUTH"];
-            if let Some(user) = &ep.user {
-                args.push(user.as_bytes());
-            }
-            args.push(password.expose().as_bytes());
-            match conn.call(&args, REPLY_TIMEOUT)? {
-                Reply::Status(_) => {}
-                Reply::Error(e) if e.contains("no password is set") || e.contains("without any password configured") => {
-                    self.spool.push_event(LinkEvent::Warning(format!(
-                        "{}: a password was given but the server has none set",
-                        conn.server()
-                    )));
-                }
-                Reply::Error(e) => return Err(auth_failure(conn, e)),
-                other => return Err(auth_failure(conn, format!("unexpected reply {other:?}"))),
-            }
+        if !conn.auth(&self.opts.endpoint, REPLY_TIMEOUT)? {
+            self.spool.push_event(LinkEvent::Warning(format!(
+                "{}: a password was given but the server has none set",
+                conn.server()
+            )));
         }
         match conn.call(&[b"PING"], REPLY_TIMEOUT)? {
             Reply::Status(_) => Ok(()),

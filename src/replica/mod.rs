@@ -158,6 +158,17 @@ pub enum SourceError {
     Stopped,
 }
 
+/// The db a master's stream starts in, from the snapshot's `repl-stream-db` AUX field
+/// (a chained master, 4.0+, never sends a first SELECT); `None` for other records.
+pub fn repl_stream_db(record: &crate::rdb::Record) -> Option<u32> {
+    match record {
+        crate::rdb::Record::Aux { key: b"repl-stream-db", value } => {
+            Some(std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()).unwrap_or(0))
+        }
+        _ => None,
+    }
+}
+
 /// A running replica link; see the module docs.
 pub struct Replica {
     reader: spool::SpoolReader<LinkEvent>,

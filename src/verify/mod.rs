@@ -7,9 +7,7 @@
 //! directions) is still to come.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use crate::net::{Conn, NetError, Reply};
+use crate::net::{Conn, NetError};
 use crate::writer::DbMap;
 
 /// Keys in one db.
@@ -87,10 +85,7 @@ impl QuickReport {
 
 /// `INFO keyspace` of a server, per db.
 pub fn keyspace(conn: &mut Conn) -> Result<BTreeMap<u32, DbCount>, NetError> {
-    let text = match conn.call(&[b"INFO", b"keyspace"], Duration::from_secs(10))? {
-        Reply::Bulk(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
-        other => return Err(conn.protocol(format!("INFO keyspace: unexpected reply {other:?}"))),
-    };
+    let text = conn.info("keyspace")?;
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some((db, rest)) = line.strip_prefix("db").and_then(|l| l.split_once(':')) else { continue };

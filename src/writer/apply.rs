@@ -76,6 +76,14 @@ pub struct ApplyStats {
 }
 
 impl ApplyStats {
+    /// Counts a key left out as unsupported, and lists it (the first 1000).
+    fn add_unsupported(&mut self, skipped: Skipped) {
+        self.unsupported_count += 1;
+        if self.unsupported.len() < 1000 {
+            self.unsupported.push(skipped);
+        }
+    }
+
     /// Snapshot keys written.
     pub fn total_keys(&self) -> u64 {
         self.keys.iter().sum()
@@ -215,7 +223,6 @@ impl Applier {
                     return Ok(());
                 }
                 if let Some(why) = unsupported(k.encoding, dest) {
-                    self.stats.unsupported_count += 1;
                     let key = Printable(k.key).to_string();
                     if !self.opts.skip_unsupported {
                         return Err(WriteError::Unsupported(format!(
@@ -223,9 +230,7 @@ impl Applier {
                             k.db
                         )));
                     }
-                    if self.stats.unsupported.len() < 1000 {
-                        self.stats.unsupported.push(Skipped { db: k.db, key, why });
-                    }
+                    self.stats.add_unsupported(Skipped { db: k.db, key, why });
                     self.skipping = true;
                     return Ok(());
                 }
@@ -250,10 +255,8 @@ impl Applier {
                     // Written without its field TTLs it would be a different hash
                     // (fields that never expire): take it out again.
                     dest.command([&b"DEL"[..], &key], 0)?;
-                    let kind = Kind::Hash;
-                    self.stats.keys[kind_index(kind)] -= 1;
-                    self.stats.unsupported_count += 1;
-                    let why = format!("its hash fields carry TTLs and {} has no field expiry (7.4+)", dest.profile().server);
+                    self.stats.keys[kind_index(Kind::Hash)] -= 1;
+                    let why = field_ttl_why(dest.profile());
                     let key = Printable(&key).to_string();
                     if !self.opts.skip_unsupported {
                         return Err(WriteError::Unsupported(format!(
@@ -261,9 +264,7 @@ impl Applier {
                              again (--skip-unsupported leaves such keys out and goes on)"
                         )));
                     }
-                    if self.stats.unsupported.len() < 1000 {
-                        self.stats.unsupported.push(Skipped { db, key, why });
-                    }
+                    self.stats.add_unsupported(Skipped { db, key, why });
                 }
                 return Ok(());
             }
@@ -279,8 +280,7 @@ impl Applier {
                         "a function library cannot be written: {why} (--skip-unsupported leaves it out)"
                     )));
                 }
-                self.stats.unsupported_count += 1;
-                self.stats.unsupported.push(Skipped { db: 0, key: "(function library)".into(), why });
+                self.stats.add_unsupported(Skipped { db: 0, key: "(function library)".into(), why });
                 return Ok(());
             }
             _ => {}
@@ -552,8 +552,7 @@ impl UnsupportedScan {
             }
             Record::KeyEnd => {
                 if let Some((db, key, true)) = self.current.take() {
-                    let why = format!("its hash fields carry TTLs and {} has no field expiry (7.4+)", p.server);
-                    self.add(db, Printable(&key).to_string(), why);
+                    self.add(db, Printable(&key).to_string(), field_ttl_why(p));
                 }
             }
             Record::Function { .. } | Record::FunctionPreGa { .. } if !p.has_functions() => {
@@ -581,6 +580,11 @@ fn unsupported_in(enc: Encoding, p: &super::Profile) -> Option<String> {
         Kind::Stream if !p.has_streams() => Some(format!("it is a stream and {} has no streams (5.0+)", p.server)),
         _ => None,
     }
+}
+
+/// Why a hash with field TTLs cannot go into `p`.
+fn field_ttl_why(p: &super::Profile) -> String {
+    format!("its hash fields carry TTLs and {} has no field expiry (7.4+)", p.server)
 }
 
 /// Encodings whose fields may carry TTLs.

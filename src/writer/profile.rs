@@ -1,9 +1,7 @@
 //! What a destination is and can hold, probed once at the start. Code asks the profile
 //! ("has it streams?"), never compares version numbers itself.
 
-use std::time::Duration;
-
-use crate::net::{Conn, NetError, Reply};
+use crate::net::{Conn, NetError};
 
 /// A destination server as probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +21,7 @@ pub struct Profile {
 impl Profile {
     /// Reads `INFO server`, `INFO cluster` (where it exists) and `INFO keyspace`.
     pub fn probe(conn: &mut Conn) -> Result<Profile, NetError> {
-        let server_info = info(conn, "server")?;
+        let server_info = conn.info("server")?;
         let field = |name: &str| {
             server_info.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')).map(str::trim))
         };
@@ -34,15 +32,8 @@ impl Profile {
         };
         let mut parts = version_text.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
         let version = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-        let cluster = info(conn, "cluster").map(|t| t.contains("cluster_enabled:1")).unwrap_or(false);
-        let keyspace = info(conn, "keyspace")?
-            .lines()
-            .filter_map(|l| {
-                let (db, rest) = l.strip_prefix("db")?.split_once(':')?;
-                let keys = rest.split(',').find_map(|f| f.strip_prefix("keys="))?;
-                Some((db.parse().ok()?, keys.trim().parse().ok()?))
-            })
-            .collect();
+        let cluster = conn.info("cluster").map(|t| t.contains("cluster_enabled:1")).unwrap_or(false);
+        let keyspace = crate::verify::keyspace(conn)?.into_iter().map(|(db, c)| (db, c.keys)).collect();
         let name = if valkey { "Valkey" } else { "Redis" };
         Ok(Profile { server: format!("{name} {version_text}"), version, valkey, cluster, keyspace })
     }
@@ -148,12 +139,6 @@ impl Profile {
     }
 }
 
-fn info(conn: &mut Conn, section: &str) -> Result<String, NetError> {
-    match conn.call(&[b"INFO", section.as_bytes()], Duration::from_secs(10))? {
-        Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
-        other => Err(conn.protocol(format!("INFO {section}: unexpected reply {other:?}"))),
-    }
-}
 
 #[cfg(test)]
 mod tests {
