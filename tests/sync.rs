@@ -436,3 +436,83 @@ fn sync_exit_when_synced_and_verify() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("DIFFERENT"), "{text}");
 }
+
+/// Commands that read or write several keys (RENAME, RPOPLPUSH, SUNIONSTORE, MULTI/EXEC
+/// blocks, scripts), pipelined between single-key writes to the same keys: over
+/// several destination connections each must still run after what came before it,
+/// or the destination ends up different.
+fn cross_key_workload(port: u16, rounds: usize) {
+    let mut c = Client::connect(port).unwrap();
+    let s = |v: &[String]| common::command(v);
+    for round in 0..rounds {
+        let mut batch = Vec::new();
+        for j in 0..50 {
+            let i = round * 50 + j;
+            let k = |n: usize| format!("x:k{}", n % 40);
+            batch.push(s(&["SET".into(), k(i), format!("v{i}")]));
+            batch.push(s(&["APPEND".into(), k(i + 1), format!("+{i}")]));
+            batch.push(s(&["RENAME".into(), k(i), k(i + 17)]));
+            batch.push(s(&["APPEND".into(), k(i + 17), "r".into()]));
+            batch.push(s(&["RPUSH".into(), format!("x:l{}", i % 5), format!("e{i}")]));
+            batch.push(s(&["RPOPLPUSH".into(), format!("x:l{}", i % 5), format!("x:l{}", (i + 1) % 5)]));
+            batch.push(s(&["SADD".into(), format!("x:s{}", i % 4), format!("m{i}")]));
+            batch.push(s(&["SUNIONSTORE".into(), format!("x:s{}", i % 4), format!("x:s{}", (i + 1) % 4), format!("x:s{}", i % 4)]));
+            batch.push(s(&["SREM".into(), format!("x:s{}", (i + 1) % 4), format!("m{}", i.saturating_sub(3))]));
+            batch.push(s(&["MULTI".into()]));
+            batch.push(s(&["INCR".into(), format!("x:c{}", i % 3)]));
+            batch.push(s(&["APPEND".into(), k(i + 5), "t".into()]));
+            batch.push(s(&["EXEC".into()]));
+            batch.push(s(&[
+                "EVAL".into(),
+                "redis.call('SET', KEYS[1], (redis.call('GET', KEYS[2]) or '-') .. ARGV[1])".into(),
+                "2".into(),
+                format!("x:e{}", i % 9),
+                k(i + 3),
+                i.to_string(),
+            ]));
+            batch.push(s(&["APPEND".into(), k(i + 3), "!".into()]));
+        }
+        for r in c.pipeline(batch) {
+            assert!(!r.is_error(), "cross-key workload: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn sync_over_several_connections_keeps_the_order_that_matters() {
+    let Some(source) = RedisServer::start("6.2.14") else { return };
+    let Some(target) = RedisServer::start("7.0.15") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    cross_key_workload(source.port(), 20);
+    let mut child = ferry()
+        .args(["sync", "--target-connections", "4"])
+        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("replaying the command stream") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    cross_key_workload(source.port(), 200);
+    wait_caught_up(&source);
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert!(status.success(), "{log}");
+    let want = dump(&source, tmp.path(), "source");
+    assert!(want.key_count() > 30, "{} keys", want.key_count());
+    assert_same("sync over 4 connections", &want, &dump(&target, tmp.path(), "target"));
+}

@@ -69,6 +69,11 @@ pub struct TargetArgs {
     /// Leave out keys matching this glob; repeatable, applied after --match.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Write over this many connections. Each key always uses the same one, so its
+    /// commands keep their order; a command about several keys or none (MULTI/EXEC,
+    /// EVAL, FLUSHDB, RENAME...) waits for everything before it.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub target_connections: u16,
 }
 
 impl TargetArgs {
@@ -120,6 +125,7 @@ impl TargetArgs {
             },
             db_map: DbMap { pairs, fold: self.target_db },
             flush_target: self.flush_target,
+            connections: usize::from(self.target_connections),
             ..WriterOptions::default()
         })
     }

@@ -327,6 +327,15 @@ impl Conn {
         }
     }
 
+    /// Like [`Conn::fill`], without waiting: [`Filled::Nothing`] when no byte is there yet.
+    pub fn fill_now(&mut self) -> Result<Filled, NetError> {
+        let tcp = self.stream.tcp();
+        tcp.set_nonblocking(true).map_err(|e| self.io_error("setting non-blocking mode", e))?;
+        let filled = self.fill();
+        self.stream.tcp().set_nonblocking(false).map_err(|e| self.io_error("setting blocking mode", e))?;
+        filled
+    }
+
     /// Writes all of `bytes`.
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), NetError> {
         self.stream.write_all(bytes).and_then(|_| self.stream.flush()).map_err(|e| self.io_error("writing", e))

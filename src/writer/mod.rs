@@ -12,6 +12,13 @@
 //!
 //! The window of commands in flight is bounded in bytes and in count, so neither side
 //! buffers without limit.
+//!
+//! The writer may use several connections ("lanes", [`WriterOptions::connections`]).
+//! A command about exactly one key goes to that key's lane, so each key's commands keep
+//! their order. Anything else (several keys or none: `RENAME`, `MULTI`...`EXEC`,
+//! `EVAL`, `FLUSHDB`) goes to lane 0 once every command before it has its reply, and
+//! later commands on other lanes wait until it has run. A source offset is confirmed
+//! only when every command given before it, on every lane, has its reply.
 
 pub mod adapt;
 pub mod apply;
@@ -92,6 +99,10 @@ pub struct WriterOptions {
     pub db_map: DbMap,
     /// Empty each destination db (FLUSHDB) before the first write into it.
     pub flush_target: bool,
+    /// Connections to the destination. Each key always uses the same one, so its
+    /// commands keep their order; commands that are not about one key wait for
+    /// everything before them.
+    pub connections: usize,
 }
 
 impl Default for WriterOptions {
@@ -102,6 +113,7 @@ impl Default for WriterOptions {
             on_error: OnError::Abort,
             db_map: DbMap::default(),
             flush_target: false,
+            connections: 1,
         }
     }
 }
@@ -165,8 +177,8 @@ pub struct WriteStats {
 
 #[derive(Debug)]
 struct Pending {
-    /// Source offset this command completes (0: none).
-    tag: u64,
+    /// Position in the order commands were given to the writer (over all lanes).
+    seq: u64,
     db: u32,
     /// The command name and key, kept raw (and short) for the message should the
     /// command fail: nothing is formatted for commands that succeed.
@@ -212,18 +224,33 @@ impl<const N: usize> Head<N> {
     }
 }
 
-/// A pipelined connection to the destination; see the module docs.
-pub struct Destination {
+/// One connection to the destination with its own commands in flight.
+struct Lane {
     conn: Conn,
-    profile: Profile,
-    opts: WriterOptions,
     out: Vec<u8>,
     inflight: VecDeque<Pending>,
     inflight_bytes: usize,
     replies: ReplyReader,
-    confirmed: u64,
-    /// Destination db currently selected.
+    /// Destination db this connection has selected.
     selected: u32,
+}
+
+/// A pipelined writer over one or more connections to the destination; see the
+/// module docs.
+pub struct Destination {
+    lanes: Vec<Lane>,
+    profile: Profile,
+    opts: WriterOptions,
+    /// Destination db later commands go to.
+    target: u32,
+    /// Sequence number of the next command.
+    seq: u64,
+    offsets: Offsets,
+    /// Inside `MULTI`/`EXEC`: every command goes to this lane.
+    pinned: Option<usize>,
+    /// A command that must run before anything sent later on other lanes (a
+    /// transaction, a multi-key command, `FLUSHDB`...) is in flight on this lane.
+    fence: Option<usize>,
     flushed: HashSet<u32>,
     stats: WriteStats,
     failures: Vec<FailedCommand>,
@@ -233,28 +260,41 @@ pub struct Destination {
 const SEND_AT: usize = 256 * 1024;
 
 impl Destination {
-    /// Connects, logs in, and probes the destination.
+    /// Connects (`opts.connections` times), logs in, and probes the destination.
     pub fn connect(endpoint: &Endpoint, connect: &ConnectOptions, opts: WriterOptions) -> Result<Destination, WriteError> {
-        let mut conn = Conn::open(endpoint, connect, "FERRY_TARGET_PASSWORD")?;
-        let t = Duration::from_secs(10);
-        let profile = Profile::probe(&mut conn)?;
         let selected = endpoint.db.unwrap_or(0);
-        if selected != 0 {
-            match conn.call(&[b"SELECT", selected.to_string().as_bytes()], t)? {
-                Reply::Status(_) => {}
-                other => return Err(conn.protocol(format!("SELECT {selected}: {other:?}")).into()),
+        let open = || -> Result<Lane, WriteError> {
+            let mut conn = Conn::open(endpoint, connect, "FERRY_TARGET_PASSWORD")?;
+            if selected != 0 {
+                match conn.call(&[b"SELECT", selected.to_string().as_bytes()], Duration::from_secs(10))? {
+                    Reply::Status(_) => {}
+                    other => return Err(conn.protocol(format!("SELECT {selected}: {other:?}")).into()),
+                }
             }
+            Ok(Lane {
+                conn,
+                out: Vec::with_capacity(SEND_AT * 2),
+                inflight: VecDeque::new(),
+                inflight_bytes: 0,
+                replies: ReplyReader::new(),
+                selected,
+            })
+        };
+        let mut first = open()?;
+        let profile = Profile::probe(&mut first.conn)?;
+        let mut lanes = vec![first];
+        for _ in 1..opts.connections.max(1) {
+            lanes.push(open()?);
         }
         Ok(Destination {
-            conn,
+            lanes,
             profile,
             opts,
-            out: Vec::with_capacity(SEND_AT * 2),
-            inflight: VecDeque::new(),
-            inflight_bytes: 0,
-            replies: ReplyReader::new(),
-            confirmed: 0,
-            selected,
+            target: selected,
+            seq: 0,
+            offsets: Offsets::default(),
+            pinned: None,
+            fence: None,
             flushed: HashSet::new(),
             stats: WriteStats::default(),
             failures: Vec::new(),
@@ -268,7 +308,12 @@ impl Destination {
 
     /// The destination, as shown in messages.
     pub fn server(&self) -> &str {
-        self.conn.server()
+        self.lanes[0].conn.server()
+    }
+
+    /// Connections in use.
+    pub fn connections(&self) -> usize {
+        self.lanes.len()
     }
 
     /// Counters so far.
@@ -283,43 +328,34 @@ impl Destination {
 
     /// The highest source offset whose commands all have their replies.
     pub fn confirmed(&self) -> u64 {
-        self.confirmed
+        self.offsets.confirmed
     }
 
     /// Starts counting confirmed offsets from `offset` (a new full synchronisation;
     /// call [`Destination::finish`] first).
     pub fn rebase(&mut self, offset: u64) {
-        self.confirmed = offset;
-        for p in &mut self.inflight {
-            p.tag = 0;
-        }
+        self.offsets = Offsets { confirmed: offset, ..Offsets::default() };
     }
 
     /// Commands without a reply yet.
     pub fn in_flight(&self) -> usize {
-        self.inflight.len()
+        self.lanes.iter().map(|l| l.inflight.len()).sum()
     }
 
-    /// Makes later commands go to the destination db of source db `db` (selecting it
-    /// and, with `flush_target`, emptying it the first time).
+    /// Makes later commands go to the destination db of source db `db` (and, with
+    /// `flush_target`, empties it the first time).
     pub fn select(&mut self, db: u32) -> Result<(), WriteError> {
-        let target = self.opts.db_map.target(db);
-        if target != self.selected {
-            let mut c = Command::new("SELECT");
-            c.arg_uint(u64::from(target));
-            self.selected = target;
-            self.queue(&c, "SELECT")?;
-        }
-        if self.opts.flush_target && self.flushed.insert(target) {
+        self.target = self.opts.db_map.target(db);
+        if self.opts.flush_target && self.flushed.insert(self.target) {
             self.queue(&Command::new("FLUSHDB"), "FLUSHDB")?;
         }
         Ok(())
     }
 
-    /// Whether the currently selected destination db was emptied by this writer (so a
-    /// snapshot key need not be deleted before it is written).
+    /// Whether the current destination db was emptied by this writer (so a snapshot
+    /// key need not be deleted before it is written).
     pub fn selected_was_flushed(&self) -> bool {
-        !self.opts.db_map.merges() && self.flushed.contains(&self.selected)
+        !self.opts.db_map.merges() && self.flushed.contains(&self.target)
     }
 
     /// Forgets which dbs were emptied, so `flush_target` empties them again (after the
@@ -341,115 +377,228 @@ impl Destination {
     /// joined first).
     pub fn command_parts(&mut self, args: &[&[&[u8]]], tag: u64) -> Result<(), WriteError> {
         let name: Head<24> = Head::of(args.first().copied().unwrap_or_default());
-        let key = key_position(name.bytes()).and_then(|i| args.get(i)).map(|a| Head::of(a));
-        let before = self.out.len();
-        self.out.push(b'*');
-        self.out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
-        self.out.extend_from_slice(b"\r\n");
+        let key_at = key_position(name.bytes());
+        let key = key_at.and_then(|i| args.get(i)).map(|a| Head::of(a));
+        let lane = match key_at.filter(|_| routable(name.bytes(), args.len())).and_then(|i| args.get(i)) {
+            Some(k) => Route::Key(lane_of(k, self.lanes.len())),
+            None => Route::Ordered(name.bytes()),
+        };
+        let lane = self.route(lane)?;
+        let l = &mut self.lanes[lane];
+        let before = l.out.len();
+        l.out.push(b'*');
+        l.out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
+        l.out.extend_from_slice(b"\r\n");
         for arg in args {
             let len: usize = arg.iter().map(|p| p.len()).sum();
-            self.out.push(b'$');
-            self.out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-            self.out.extend_from_slice(b"\r\n");
+            l.out.push(b'$');
+            l.out.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
+            l.out.extend_from_slice(b"\r\n");
             for part in arg.iter() {
-                self.out.extend_from_slice(part);
+                l.out.extend_from_slice(part);
             }
-            self.out.extend_from_slice(b"\r\n");
+            l.out.extend_from_slice(b"\r\n");
         }
-        let bytes = self.out.len() - before;
-        self.pending(name, key, tag, bytes)
+        let bytes = l.out.len() - before;
+        self.pending(lane, name, key, tag, bytes)
     }
 
     /// Marks source offset `tag` as complete once what was sent so far is confirmed
     /// (for stream parts that carry no command: PING, SELECT, ...).
     pub fn advance(&mut self, tag: u64) {
-        match self.inflight.back_mut() {
-            Some(p) => p.tag = p.tag.max(tag),
-            None => self.confirmed = self.confirmed.max(tag),
+        if self.in_flight() == 0 {
+            self.offsets.confirmed = self.offsets.confirmed.max(tag);
+        } else {
+            self.offsets.waiting.push_back((self.seq.saturating_sub(1), tag));
         }
     }
 
-    /// Sends a keyless command built by this writer (SELECT, FLUSHDB).
-    fn queue(&mut self, c: &Command, name: &str) -> Result<(), WriteError> {
-        let before = self.out.len();
-        c.encode_into(&mut self.out);
-        let bytes = self.out.len() - before;
-        self.pending(Head::of(&[name.as_bytes()]), None, 0, bytes)
+    /// Picks the lane for a command, waiting where order requires it: a command with
+    /// one key goes to its key's lane (once a fenced command on another lane has run);
+    /// anything else (several keys, none, a transaction) runs on lane 0 after every
+    /// command given before it, and fences later ones.
+    fn route(&mut self, r: Route) -> Result<usize, WriteError> {
+        if self.lanes.len() == 1 {
+            return self.selected_on(0).map(|_| 0);
+        }
+        if let Some(p) = self.pinned {
+            if let Route::Ordered(name) = r {
+                if name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD") {
+                    self.pinned = None;
+                    self.fence = Some(p);
+                }
+            }
+            return self.selected_on(p).map(|_| p);
+        }
+        let lane = match r {
+            Route::Key(lane) => {
+                if let Some(f) = self.fence.filter(|&f| f != lane) {
+                    self.drain(f)?;
+                    self.fence = None;
+                }
+                lane
+            }
+            Route::Ordered(name) => {
+                for other in 1..self.lanes.len() {
+                    self.drain(other)?;
+                }
+                self.fence = Some(0);
+                if name.eq_ignore_ascii_case(b"MULTI") {
+                    self.pinned = Some(0);
+                }
+                0
+            }
+        };
+        self.selected_on(lane).map(|_| lane)
     }
 
-    /// Records a command just encoded into `out`, and keeps the window.
-    fn pending(&mut self, name: Head<24>, key: Option<Head<{ MAX_SHOWN }>>, tag: u64, bytes: usize) -> Result<(), WriteError> {
-        self.inflight.push_back(Pending { tag, db: self.selected, name, key, bytes });
-        self.inflight_bytes += bytes;
+    /// Makes `lane` have the current destination db selected.
+    fn selected_on(&mut self, lane: usize) -> Result<(), WriteError> {
+        if self.lanes[lane].selected == self.target {
+            return Ok(());
+        }
+        let mut c = Command::new("SELECT");
+        c.arg_uint(u64::from(self.target));
+        self.lanes[lane].selected = self.target;
+        let l = &mut self.lanes[lane];
+        let before = l.out.len();
+        c.encode_into(&mut l.out);
+        let bytes = l.out.len() - before;
+        self.pending(lane, Head::of(&[b"SELECT"]), None, 0, bytes)
+    }
+
+    /// Sends a keyless command built by this writer (FLUSHDB).
+    fn queue(&mut self, c: &Command, name: &str) -> Result<(), WriteError> {
+        let lane = self.route(Route::Ordered(name.as_bytes()))?;
+        let l = &mut self.lanes[lane];
+        let before = l.out.len();
+        c.encode_into(&mut l.out);
+        let bytes = l.out.len() - before;
+        self.pending(lane, Head::of(&[name.as_bytes()]), None, 0, bytes)
+    }
+
+    /// Records a command just encoded into `lane`'s buffer, and keeps the window.
+    fn pending(&mut self, lane: usize, name: Head<24>, key: Option<Head<{ MAX_SHOWN }>>, tag: u64, bytes: usize) -> Result<(), WriteError> {
+        let seq = self.seq;
+        self.seq += 1;
+        if tag != 0 {
+            self.offsets.waiting.push_back((seq, tag));
+        }
+        let l = &mut self.lanes[lane];
+        l.inflight.push_back(Pending { seq, db: l.selected, name, key, bytes });
+        l.inflight_bytes += bytes;
         self.stats.commands += 1;
         self.stats.bytes += bytes as u64;
-        if self.out.len() >= SEND_AT {
-            self.send()?;
+        if l.out.len() >= SEND_AT {
+            self.send(lane)?;
         }
-        while self.inflight_bytes > self.opts.window_bytes || self.inflight.len() > self.opts.window_commands {
-            self.send()?;
-            self.read_replies(true)?;
-        }
-        Ok(())
-    }
-
-    fn send(&mut self) -> Result<(), WriteError> {
-        if !self.out.is_empty() {
-            self.conn.send_raw(&self.out)?;
-            self.out.clear();
+        let n = self.lanes.len();
+        let (max_bytes, max_commands) = (self.opts.window_bytes / n, self.opts.window_commands / n);
+        while self.lanes[lane].inflight_bytes > max_bytes || self.lanes[lane].inflight.len() > max_commands {
+            // The other lanes' buffered commands go too, so the destination has work
+            // while this lane waits.
+            for other in 0..n {
+                self.send(other)?;
+            }
+            self.read_replies(lane, Wait::Half)?;
         }
         Ok(())
     }
 
-    /// Sends what is buffered and takes in the replies that have arrived, waiting at
-    /// most one short poll.
+    fn send(&mut self, lane: usize) -> Result<(), WriteError> {
+        let l = &mut self.lanes[lane];
+        if !l.out.is_empty() {
+            l.conn.send_raw(&l.out)?;
+            l.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered and takes in the replies that have arrived (waiting at
+    /// most one short poll if none has).
     pub fn pump(&mut self) -> Result<(), WriteError> {
-        self.send()?;
-        self.read_replies(false)
+        let mut got = false;
+        for lane in 0..self.lanes.len() {
+            self.send(lane)?;
+            got |= self.read_replies(lane, Wait::No)?;
+        }
+        if !got {
+            // Wait a little on the lane holding the oldest command.
+            let oldest = (0..self.lanes.len())
+                .filter_map(|i| self.lanes[i].inflight.front().map(|p| (p.seq, i)))
+                .min()
+                .map(|(_, i)| i);
+            if let Some(lane) = oldest {
+                self.read_replies(lane, Wait::Poll)?;
+            }
+        }
+        Ok(())
     }
 
     /// Sends everything and waits for every reply.
     pub fn finish(&mut self) -> Result<(), WriteError> {
-        self.send()?;
-        while !self.inflight.is_empty() {
-            self.read_replies(true)?;
+        for lane in 0..self.lanes.len() {
+            self.send(lane)?;
+        }
+        for lane in 0..self.lanes.len() {
+            self.drain(lane)?;
+        }
+        self.fence = None;
+        Ok(())
+    }
+
+    /// Sends what `lane` has buffered and waits for all its replies.
+    fn drain(&mut self, lane: usize) -> Result<(), WriteError> {
+        self.send(lane)?;
+        while !self.lanes[lane].inflight.is_empty() {
+            self.read_replies(lane, Wait::All)?;
         }
         Ok(())
     }
 
-    /// Reads replies: at least one batch when `wait`, else only what is there.
-    fn read_replies(&mut self, wait: bool) -> Result<(), WriteError> {
+    /// Reads `lane`'s replies as `wait` says; whether any arrived.
+    fn read_replies(&mut self, lane: usize, wait: Wait) -> Result<bool, WriteError> {
         let mut silent = 0u32;
+        let mut got = false;
         loop {
-            self.drain_replies()?;
-            if self.inflight.is_empty() {
-                return Ok(());
+            self.drain_replies(lane)?;
+            let l = &mut self.lanes[lane];
+            if l.inflight.is_empty() {
+                return Ok(got);
             }
-            match self.conn.fill()? {
+            let filled = if wait == Wait::No { l.conn.fill_now()? } else { l.conn.fill()? };
+            match filled {
                 Filled::Bytes(_) => {
-                    let data = self.conn.buffered().to_vec();
-                    self.conn.consume(data.len());
-                    self.replies.feed(&data);
-                    self.drain_replies()?;
-                    if !wait || self.inflight_bytes <= self.opts.window_bytes / 2 {
-                        return Ok(());
+                    got = true;
+                    let data = l.conn.buffered().to_vec();
+                    l.conn.consume(data.len());
+                    l.replies.feed(&data);
+                    self.drain_replies(lane)?;
+                    let l = &self.lanes[lane];
+                    let enough = match wait {
+                        Wait::No | Wait::Poll => true,
+                        Wait::Half => l.inflight_bytes <= self.opts.window_bytes / self.lanes.len() / 2,
+                        Wait::All => l.inflight.is_empty(),
+                    };
+                    if enough {
+                        return Ok(true);
                     }
                     silent = 0;
                 }
-                Filled::Nothing if !wait => return Ok(()),
+                Filled::Nothing if matches!(wait, Wait::No | Wait::Poll) => return Ok(got),
                 Filled::Nothing => {
                     silent += 1;
                     // 60 s without any reply while commands wait: the destination is
                     // stuck or gone.
                     if silent > 3000 {
-                        return Err(self
+                        return Err(l
                             .conn
                             .io_error("waiting for replies", std::io::Error::new(std::io::ErrorKind::TimedOut, "no reply for 60 s"))
                             .into());
                     }
                 }
                 Filled::Closed => {
-                    return Err(self
+                    return Err(l
                         .conn
                         .io_error(
                             "waiting for replies",
@@ -461,17 +610,20 @@ impl Destination {
         }
     }
 
-    fn drain_replies(&mut self) -> Result<(), WriteError> {
+    fn drain_replies(&mut self, lane: usize) -> Result<(), WriteError> {
+        let mut popped = false;
         loop {
-            let summary = match self.replies.next_reply() {
+            let l = &mut self.lanes[lane];
+            let summary = match l.replies.next_reply() {
                 Ok(Some(s)) => s,
-                Ok(None) => return Ok(()),
-                Err(source) => return Err(WriteError::BadReply { server: self.conn.server().to_string(), source }),
+                Ok(None) => break,
+                Err(source) => return Err(WriteError::BadReply { server: l.conn.server().to_string(), source }),
             };
-            let Some(p) = self.inflight.pop_front() else {
-                return Err(self.conn.protocol("a reply to a command never sent".into()).into());
+            let Some(p) = l.inflight.pop_front() else {
+                return Err(l.conn.protocol("a reply to a command never sent".into()).into());
             };
-            self.inflight_bytes -= p.bytes;
+            popped = true;
+            l.inflight_bytes -= p.bytes;
             self.stats.replies += 1;
             if let Summary::Error(reply) = summary {
                 self.stats.errors += 1;
@@ -493,9 +645,95 @@ impl Destination {
                     OnError::Skip => self.failures.push(failed),
                 }
             }
-            self.confirmed = self.confirmed.max(p.tag);
+        }
+        if popped {
+            let unanswered = self.lanes.iter().filter_map(|l| l.inflight.front().map(|p| p.seq)).min();
+            self.offsets.settle(unanswered);
+        }
+        Ok(())
+    }
+}
+
+/// Source offsets and the commands they wait for.
+#[derive(Debug, Default)]
+struct Offsets {
+    /// (sequence number of the last command the offset needs, offset), in order.
+    waiting: VecDeque<(u64, u64)>,
+    /// The highest offset whose commands all have replies.
+    confirmed: u64,
+}
+
+impl Offsets {
+    /// Confirms every offset whose commands come before `unanswered`, the oldest
+    /// command over all lanes still without a reply (`None`: there is none).
+    fn settle(&mut self, unanswered: Option<u64>) {
+        let unanswered = unanswered.unwrap_or(u64::MAX);
+        while let Some(&(seq, tag)) = self.waiting.front() {
+            if seq >= unanswered {
+                break;
+            }
+            self.confirmed = self.confirmed.max(tag);
+            self.waiting.pop_front();
         }
     }
+}
+
+/// Where a command may go.
+enum Route<'a> {
+    /// To this lane (a command with a single key).
+    Key(usize),
+    /// In order with everything (the command's name).
+    Ordered(&'a [u8]),
+}
+
+/// How long [`Destination::read_replies`] waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Only what is there.
+    No,
+    /// At most one short poll.
+    Poll,
+    /// Until the lane is at most half its window.
+    Half,
+    /// Until the lane has every reply.
+    All,
+}
+
+/// The lane for a key: the same key always gets the same lane.
+fn lane_of(key: &[&[u8]], lanes: usize) -> usize {
+    if lanes == 1 {
+        return 0;
+    }
+    // FNV-1a over the key's pieces.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in key {
+        for &b in *part {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    (h % lanes as u64) as usize
+}
+
+/// Whether a command touches exactly one key (at [`key_position`]) and nothing else,
+/// so that it may run on that key's lane in any order with other keys' commands.
+/// Commands not listed run in order with everything.
+fn routable(name: &[u8], args: usize) -> bool {
+    const ONE_KEY: &[&[u8]] = &[
+        b"SET", b"SETNX", b"SETEX", b"PSETEX", b"GETSET", b"GETDEL", b"GETEX", b"APPEND", b"SETRANGE", b"SETBIT",
+        b"BITFIELD", b"INCR", b"DECR", b"INCRBY", b"DECRBY", b"INCRBYFLOAT", b"EXPIRE", b"PEXPIRE", b"EXPIREAT",
+        b"PEXPIREAT", b"PERSIST", b"HSET", b"HSETNX", b"HMSET", b"HDEL", b"HINCRBY", b"HINCRBYFLOAT", b"HEXPIRE",
+        b"HPEXPIRE", b"HEXPIREAT", b"HPEXPIREAT", b"HPERSIST", b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX", b"LPOP",
+        b"RPOP", b"LSET", b"LREM", b"LTRIM", b"LINSERT", b"SADD", b"SREM", b"SPOP", b"ZADD", b"ZREM", b"ZINCRBY",
+        b"ZREMRANGEBYSCORE", b"ZREMRANGEBYRANK", b"ZREMRANGEBYLEX", b"ZPOPMIN", b"ZPOPMAX", b"XADD", b"XDEL",
+        b"XTRIM", b"XACK", b"XCLAIM", b"XAUTOCLAIM", b"XSETID", b"XGROUP", b"PFADD", b"GEOADD", b"RESTORE",
+    ];
+    if name.eq_ignore_ascii_case(b"DEL") || name.eq_ignore_ascii_case(b"UNLINK") {
+        return args == 2;
+    }
+    if name.eq_ignore_ascii_case(b"XGROUP") {
+        return args >= 3;
+    }
+    args >= 2 && ONE_KEY.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// Where the key is in a command, for messages: after a subcommand for the
@@ -523,6 +761,40 @@ mod tests {
             let (a, b) = key.split_at(key.len() / 3);
             assert_eq!(Head::<{ MAX_SHOWN }>::of(&[a, b]).shown(), Printable(key).to_string());
         }
+    }
+
+    #[test]
+    fn an_offset_waits_for_every_command_before_it_on_every_lane() {
+        let mut o = Offsets::default();
+        // Commands 0..6; offset 100 completes with command 2, 200 with command 5.
+        o.waiting.extend([(2, 100), (5, 200)]);
+        o.settle(Some(0));
+        assert_eq!(o.confirmed, 0);
+        // Lane A answered 0..=3, lane B still waits for command 1.
+        o.settle(Some(1));
+        assert_eq!(o.confirmed, 0, "command 1 is needed by offset 100");
+        o.settle(Some(3));
+        assert_eq!(o.confirmed, 100);
+        o.settle(Some(5));
+        assert_eq!(o.confirmed, 100, "offset 200 needs command 5 itself");
+        o.settle(None);
+        assert_eq!((o.confirmed, o.waiting.len()), (200, 0));
+    }
+
+    #[test]
+    fn commands_about_one_key_are_routable_and_the_others_are_not() {
+        assert!(routable(b"set", 3) && routable(b"RESTORE", 4) && routable(b"DEL", 2) && routable(b"XGROUP", 5));
+        for (name, args) in [(&b"DEL"[..], 3), (b"RENAME", 3), (b"MULTI", 1), (b"EVAL", 4), (b"FLUSHDB", 1), (b"SELECT", 2), (b"XGROUP", 2), (b"SUNIONSTORE", 4), (b"MSET", 5), (b"SET", 1)] {
+            assert!(!routable(name, args), "{}", String::from_utf8_lossy(name));
+        }
+        for key in [&b"a"[..], b"user:1", b""] {
+            let lane = lane_of(&[key], 4);
+            assert!(lane < 4);
+            let (x, y) = key.split_at(key.len() / 2);
+            assert_eq!(lane_of(&[x, y], 4), lane, "a key in pieces gets the same lane");
+        }
+        let lanes: HashSet<usize> = (0..100).map(|i| lane_of(&[format!("k{i}").as_bytes()], 4)).collect();
+        assert_eq!(lanes.len(), 4, "keys spread over every lane");
     }
 
     #[test]
