@@ -141,6 +141,14 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             Some(_) => return exit::SERVER,
             None => {}
         }
+        match cause.downcast_ref::<redis_ferry::verify::deep::DeepError>() {
+            Some(redis_ferry::verify::deep::DeepError::Net(_)) => return exit::SERVER,
+            Some(redis_ferry::verify::deep::DeepError::Report(_)) => return exit::IO,
+            None => {}
+        }
+        if cause.downcast_ref::<redis_ferry::net::NetError>().is_some() {
+            return exit::SERVER;
+        }
         if cause.downcast_ref::<redis_ferry::net::UrlError>().is_some() {
             return exit::USAGE;
         }

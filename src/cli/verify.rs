@@ -1,7 +1,11 @@
 //! `redis-ferry verify`, and the `--verify` of `sync`: compare source and destination.
 
+use std::io::Write;
+
+use anyhow::Context;
 use redis_ferry::net::Conn;
 use redis_ferry::replica::Purpose;
+use redis_ferry::verify::deep::{DeepOptions, DeepReport, Difference};
 use redis_ferry::verify::{self, QuickReport};
 
 use super::source::SourceArgs;
@@ -13,6 +17,23 @@ pub struct VerifyArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub deep: DeepArgs,
+}
+
+/// The deep comparison's options (for `verify` and `sync --verify`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeepArgs {
+    /// Compare every key (type, value, expiry) on both sides, in both directions,
+    /// rather than key counts per db. Differences go to --report FILE as JSON Lines.
+    #[arg(long)]
+    pub deep: bool,
+    /// With --deep: how many differing keys to show.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub show: usize,
+    /// With --deep: expiries this many milliseconds apart count as the same.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub ttl_tolerance: u64,
 }
 
 /// The destination does not hold what the source holds.
@@ -21,6 +42,11 @@ pub struct VerifyArgs {
 pub struct Different;
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    if args.deep.deep {
+        let report = deep(&args.source, &args.target, &args.deep)?;
+        print!("{}", report.to_text());
+        return if report.identical() { Ok(()) } else { Err(Different.into()) };
+    }
     let report = quick(&args.source, &args.target)?;
     print!("{}", report.to_text());
     if report.identical() {
@@ -31,17 +57,59 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Both servers the arguments name, connected.
+fn connect(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<(Conn, Conn)> {
+    let src = source.options(Purpose::Full)?;
+    let (endpoint, connect) = target.endpoint()?;
+    let s = Conn::open(&src.endpoint, &src.connect, super::source::PASSWORD_ENV)?;
+    let t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
+    Ok((s, t))
+}
+
 /// The quick comparison of the two servers the arguments name.
 pub fn quick(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<QuickReport> {
     if !target.match_.is_empty() || !target.exclude.is_empty() {
         anyhow::bail!(
-            "the quick verify compares whole dbs (INFO keyspace); with --match/--exclude it cannot \
-             (the deep verify, which compares key by key, is not built yet)"
+            "the quick verify compares whole dbs (INFO keyspace), so it cannot follow --match/--exclude; \
+             use --deep, which compares key by key"
         );
     }
-    let src = source.options(Purpose::Full)?;
-    let (endpoint, connect) = target.endpoint()?;
-    let mut s = Conn::open(&src.endpoint, &src.connect, super::source::PASSWORD_ENV)?;
-    let mut t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
+    let (mut s, mut t) = connect(source, target)?;
     Ok(verify::quick(&mut s, &mut t, &target.writer_options()?.db_map)?)
+}
+
+/// The deep comparison, every difference written to `--report` if given.
+pub fn deep(source: &SourceArgs, target: &TargetArgs, args: &DeepArgs) -> anyhow::Result<DeepReport> {
+    let (mut s, mut t) = connect(source, target)?;
+    let opts = DeepOptions {
+        filter: target.apply_options().filter,
+        ttl_tolerance_ms: i64::try_from(args.ttl_tolerance).unwrap_or(i64::MAX),
+        ..DeepOptions::default()
+    };
+    let mut file = match &target.report {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut sink = |d: &Difference| -> std::io::Result<()> {
+        let Some(f) = file.as_mut() else { return Ok(()) };
+        let mut line = Vec::with_capacity(128);
+        line.extend_from_slice(b"{\"kind\":");
+        redis_ferry::output::write_json_str(&mut line, d.kind.name());
+        if let Some(db) = d.source_db {
+            line.extend_from_slice(format!(",\"source_db\":{db}").as_bytes());
+        }
+        line.extend_from_slice(format!(",\"target_db\":{},\"key\":", d.target_db).as_bytes());
+        redis_ferry::output::write_json_bytes(&mut line, &d.key);
+        line.extend_from_slice(b",\"detail\":");
+        redis_ferry::output::write_json_str(&mut line, &d.detail);
+        line.extend_from_slice(b"}\n");
+        f.write_all(&line)
+    };
+    let report = verify::deep::deep(&mut s, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut sink)?;
+    if let Some(f) = file.as_mut() {
+        f.flush().context("writing the report")?;
+    }
+    Ok(report)
 }

@@ -13,6 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme, StreamOwned};
 
 use super::url::Endpoint;
+use crate::resp::value::{Value, ValueLimits};
 use crate::resp::Command;
 
 /// How to verify a TLS server.
@@ -426,6 +427,24 @@ impl Conn {
             }
             _ => Err(self.protocol(format!("{what}: unexpected reply {}", crate::bytesfmt::Printable(&line)))),
         }
+    }
+
+    /// Reads `n` whole replies (to commands sent with [`Conn::send_raw`]); fails after `idle` without any byte.
+    pub fn read_values(&mut self, n: usize, idle: Duration, what: &str) -> Result<Vec<Value>, NetError> {
+        let limits = ValueLimits::default();
+        let mut out = Vec::with_capacity(n.min(4096));
+        let mut deadline = Instant::now() + idle;
+        while out.len() < n {
+            match crate::resp::value::parse(self.buffered(), 0, &limits) {
+                Ok(Some((v, used))) => {
+                    self.consume(used);
+                    out.push(v);
+                }
+                Ok(None) => self.wait_for_bytes(&mut deadline, idle, what)?,
+                Err(e) => return Err(self.protocol(format!("{what}: {e}"))),
+            }
+        }
+        Ok(out)
     }
 
     /// Sends a command and reads its (simple) reply.

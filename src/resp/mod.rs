@@ -5,6 +5,7 @@
 
 pub mod reader;
 pub mod reply;
+pub mod value;
 
 /// Builds one command (an array of bulk strings) argument by argument. The argument
 /// count is only known at the end, so arguments go to a body buffer first.

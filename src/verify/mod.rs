@@ -3,8 +3,10 @@
 //! The quick level compares, per destination db, the number of keys on both sides
 //! (`INFO keyspace`), taking the db mapping into account, and how many keys carry an
 //! expiry. A difference no bigger than the keys with an expiry is flagged as possibly
-//! caused by keys expiring between the two reads. The deep level (every key, both
-//! directions) is still to come.
+//! caused by keys expiring between the two reads. The deep level ([`deep`]) compares
+//! every key, in both directions.
+
+pub mod deep;
 
 use std::collections::BTreeMap;
 use crate::net::{Conn, NetError};
