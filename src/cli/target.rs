@@ -45,7 +45,8 @@ pub struct TargetArgs {
     /// What to do when the destination refuses a command.
     #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]
     pub on_error: OnErrorArg,
-    /// Write refused commands here as JSON Lines (with --on-error skip).
+    /// JSON Lines report: the commands the destination refused (restore and sync, with
+    /// --on-error skip), or every difference found (verify --deep).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
     /// Leave out (and list) keys the destination cannot hold, such as streams before
