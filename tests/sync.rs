@@ -516,3 +516,176 @@ fn sync_over_several_connections_keeps_the_order_that_matters() {
     assert!(want.key_count() > 30, "{} keys", want.key_count());
     assert_same("sync over 4 connections", &want, &dump(&target, tmp.path(), "target"));
 }
+
+// ---- Faults (issue 6): each ends with a logical comparison, or a clear failure. ----
+
+/// Starts `sync` with `args`; returns the child and a thread collecting its stderr,
+/// and a receiver told when the snapshot is applied.
+fn spawn_sync(
+    source: &RedisServer,
+    target: &RedisServer,
+    args: &[&str],
+) -> (std::process::Child, thread::JoinHandle<String>, std::sync::mpsc::Receiver<()>) {
+    let mut child = ferry()
+        .arg("sync")
+        .args(args)
+        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("replaying the command stream") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    (child, reader, rx)
+}
+
+/// SIGTERM, then the exit status must be success; the log.
+fn stop_sync(mut child: std::process::Child, reader: thread::JoinHandle<String>) -> String {
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    let log = reader.join().unwrap();
+    assert!(status.success(), "sync exited with {status}:\n{log}");
+    log
+}
+
+#[test]
+fn fault_replica_link_killed_again_and_again() {
+    let Some(source) = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")]) else { return };
+    let Some(target) = RedisServer::start("6.2.14") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    // Enough data that the snapshot takes a moment to send.
+    let mut c = source.client();
+    for batch in 0..40 {
+        c.pipeline((0..1000).map(|i| common::command(&["SET".to_string(), format!("bulk:{batch}:{i}"), "x".repeat(200)])).collect());
+    }
+    let (child, reader, rx) = spawn_sync(&source, &target, &["--flush-target"]);
+    // Kill the link while the snapshot is on its way...
+    let killer = |until: Instant| {
+        let port = source.port();
+        thread::spawn(move || {
+            let mut c = Client::connect(port).unwrap();
+            let mut kills = 0;
+            while Instant::now() < until {
+                kills += c.cmd(&[b"CLIENT", b"KILL", b"TYPE", b"replica"]).as_int();
+                thread::sleep(Duration::from_millis(40));
+            }
+            kills
+        })
+    };
+    let early = killer(Instant::now() + Duration::from_millis(600)).join().unwrap();
+    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied in the end");
+    // ... and while the stream runs, under a workload whose RPUSH and INCR would show
+    // a command applied twice or not at all.
+    let port = source.port();
+    let kills = killer(Instant::now() + Duration::from_secs(3));
+    let load = thread::spawn(move || workload(port, 1500, true));
+    load.join().unwrap();
+    let late = kills.join().unwrap();
+    wait_caught_up(&source);
+    let log = stop_sync(child, reader);
+    assert!(early + late >= 10, "{early} kills during the snapshot, {late} during the stream:\n{log}");
+    assert!(log.contains("reconnected"), "{log}");
+    assert_same("link killed repeatedly", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
+}
+
+#[test]
+fn fault_destination_restarted_mid_stream_is_a_clear_failure() {
+    let Some(source) = RedisServer::start("7.0.15") else { return };
+    let Some(mut target) = RedisServer::start("6.2.14") else { return };
+    source.client().cmd(&[b"SET", b"before", b"1"]);
+    let (mut child, reader, rx) = spawn_sync(&source, &target, &[]);
+    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    // The destination loses what it held (no persistence) and comes back.
+    target.restart();
+    let mut c = source.client();
+    for i in 0..200 {
+        c.cmd(&[b"SET", format!("after:{i}").as_bytes(), b"v"]);
+        thread::sleep(Duration::from_millis(5));
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < until, "sync went on as if nothing happened");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let log = reader.join().unwrap();
+    assert_eq!(status.code(), Some(5), "a server problem:\n{log}");
+    assert!(log.contains(&target.addr()) && log.contains("error"), "the message names the destination:\n{log}");
+}
+
+#[test]
+fn fault_source_restarted_forces_a_new_full_sync() {
+    let Some(mut source) = RedisServer::start_with("7.0.15", &[("appendonly", "yes"), ("appendfsync", "always")]) else { return };
+    let Some(target) = RedisServer::start("6.2.14") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let port = source.port();
+    workload(port, 300, true);
+    let (child, reader, rx) = spawn_sync(&source, &target, &["--flush-target"]);
+    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    workload(port, 300, true);
+    // A crash: the source comes back from its AOF with a new replication id, so the
+    // link cannot continue and a full resynchronisation follows.
+    source.restart();
+    let mut c = source.client();
+    c.cmd(&[b"DEL", b"wl:list"]);
+    c.cmd(&[b"SET", b"after:restart", b"1"]);
+    let until = Instant::now() + Duration::from_secs(30);
+    while target.client().cmd(&[b"EXISTS", b"after:restart"]).as_int() != 1 {
+        assert!(Instant::now() < until, "the destination never got the post-restart write");
+        thread::sleep(Duration::from_millis(50));
+    }
+    wait_caught_up(&source);
+    let log = stop_sync(child, reader);
+    assert!(log.contains("forced a new full synchronisation"), "{log}");
+    assert_same("source restarted", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
+}
+
+#[test]
+fn fault_slow_destination_does_not_grow_the_source_buffer() {
+    let Some(source) = RedisServer::start("7.0.15") else { return };
+    let Some(target) = RedisServer::start("6.2.14") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (child, reader, rx) = spawn_sync(&source, &target, &[]);
+    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    // The destination stops answering for a while; the source keeps writing 40 MB.
+    let pause = Duration::from_secs(8);
+    let mut pauser = target.client();
+    pauser.cmd(&[b"CLIENT", b"PAUSE", pause.as_millis().to_string().as_bytes()]);
+    let started = Instant::now();
+    let mut c = source.client();
+    let value = "v".repeat(4000);
+    for batch in 0..10 {
+        c.pipeline((0..1000).map(|i| common::command(&["SET".to_string(), format!("slow:{}", batch * 1000 + i), value.clone()])).collect());
+    }
+    // Still paused, nothing applied, yet the source's buffer for redis-ferry empties:
+    // the spool took it all.
+    let omem = |c: &mut Client| -> u64 {
+        let list = c.cmd(&[b"CLIENT", b"LIST", b"TYPE", b"replica"]).as_string();
+        list.split_whitespace().filter_map(|f| f.strip_prefix("omem=")).map(|n| n.parse::<u64>().unwrap()).sum()
+    };
+    let mut watcher = source.client();
+    let mut left = omem(&mut watcher);
+    while left > 1 << 20 && started.elapsed() < pause - Duration::from_secs(1) {
+        thread::sleep(Duration::from_millis(50));
+        left = omem(&mut watcher);
+    }
+    assert!(started.elapsed() < pause, "the writes took the whole pause: the test proves nothing");
+    assert!(left <= 1 << 20, "the source still holds {left} bytes for redis-ferry while the destination is paused");
+    wait_caught_up(&source);
+    stop_sync(child, reader);
+    assert_same("slow destination", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
+}

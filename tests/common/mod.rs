@@ -188,6 +188,8 @@ pub struct RedisServer {
     child: Child,
     port: u16,
     version: String,
+    bin: PathBuf,
+    args: Vec<String>,
     // Declared last so the directory is removed after the process is gone.
     dir: tempfile::TempDir,
 }
@@ -290,6 +292,8 @@ impl RedisServer {
                     child,
                     port,
                     version: version.to_owned(),
+                    bin: bin.to_path_buf(),
+                    args,
                     dir,
                 });
             }
@@ -304,6 +308,42 @@ impl RedisServer {
                 );
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (as a crash would: nothing saved) and starts it again on the
+    /// same port, in the same directory, with the same configuration.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new().append(true).open(self.log_path()).expect("open redis.log");
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let mut child = Command::new(&self.bin)
+                .args(&self.args)
+                .current_dir(self.dir.path())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("dup log"))
+                .stderr(log.try_clone().expect("dup log"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.bin.display()));
+            let started = loop {
+                if ping_pid(self.port) == Some(child.id()) {
+                    break true;
+                }
+                if child.try_wait().expect("try_wait").is_some() {
+                    break false;
+                }
+                assert!(Instant::now() < deadline, "Redis {} did not restart:\n{}", self.version, tail(&self.log_path(), 30));
+                thread::sleep(Duration::from_millis(20));
+            };
+            if started {
+                self.child = child;
+                return;
+            }
+            // The port may still be held for a moment by the old process.
+            assert!(Instant::now() < deadline, "Redis {} did not restart:\n{}", self.version, tail(&self.log_path(), 30));
+            thread::sleep(Duration::from_millis(100));
         }
     }
 
