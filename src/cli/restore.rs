@@ -30,15 +30,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
             scan.record(&r, dest.profile());
         }
         if scan.count > 0 {
-            let list: Vec<String> =
-                scan.found.iter().take(20).map(|s| format!("  db {} {}: {}", s.db, s.key, s.why)).collect();
-            return Err(anyhow::Error::new(redis_ferry::writer::WriteError::Unsupported(format!(
-                "nothing was written: {} key(s) cannot go into {} (--skip-unsupported leaves them out):\n{}{}",
-                scan.count,
-                dest.profile().server,
-                list.join("\n"),
-                if scan.count > 20 { format!("\n  ... and {} more", scan.count - 20) } else { String::new() }
-            ))));
+            return Err(target::cannot_hold(&scan, &dest.profile().server, "nothing was written"));
         }
     }
     let started = Instant::now();
