@@ -281,10 +281,15 @@ fn apply_records(
                 if let Some(db) = redis_ferry::replica::repl_stream_db(&r) {
                     *initial_db = db;
                 }
-                applier.record(&r, capture, dest)?;
+                applier.record(&r, capture, dest).map_err(snapshot_written)?;
             }
             Ok(false) => return Ok(()),
             Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
         }
     }
+}
+
+/// A write error while the snapshot is written.
+pub fn snapshot_written(e: redis_ferry::writer::WriteError) -> anyhow::Error {
+    target::writing(e, "writing the snapshot", "the keys before it were written")
 }

@@ -51,7 +51,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
                 Ok(true) => {
                     let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
                     if let Some(r) = decoder.current() {
-                        applier.record(&r, capture, &mut dest).with_context(|| format!("restoring {what}"))?;
+                        applier.record(&r, capture, &mut dest).map_err(|e| written(e, &what))?;
                     }
                 }
                 Ok(false) => break,
@@ -71,8 +71,8 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     if !decoder.is_done() {
         anyhow::bail!("{what} ended before the RDB's end");
     }
-    applier.end_snapshot(&mut dest, 0)?;
-    dest.finish()?;
+    applier.end_snapshot(&mut dest, 0).map_err(|e| written(e, &what))?;
+    dest.finish().map_err(|e| written(e, &what))?;
     let stats = applier.stats();
     eprintln!(
         "redis-ferry: restored {} from {what} in {:.1} s ({} with RESTORE, {} commands in all)",
@@ -85,4 +85,9 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
         eprintln!("redis-ferry: skipped key {} (db {}): {}", s.key, s.db, s.why);
     }
     target::finish(&args.target, &dest)
+}
+
+/// A write error while restoring `what`.
+fn written(e: redis_ferry::writer::WriteError, what: &str) -> anyhow::Error {
+    target::writing(e, &format!("restoring {what}"), "the keys before it were written")
 }

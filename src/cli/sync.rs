@@ -10,7 +10,7 @@ use redis_ferry::replica::stream::{CommandStream, ControlKind, StreamLimits, Uni
 use redis_ferry::replica::{Item, LinkEvent, Purpose, Replica, SpoolError};
 use redis_ferry::writer::apply::Applier;
 
-use super::intake::Intake;
+use super::intake::{snapshot_written, Intake};
 use super::source::SourceArgs;
 use super::target::{self, TargetArgs};
 
@@ -71,7 +71,10 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
             Some(Item::Event(LinkEvent::FullResync { replid, offset, again })) => {
                 full_syncs += 1;
                 if again {
-                    dest.finish()?;
+                    dest.finish().map_err(|e| match phase {
+                        Phase::Stream(_) => stream_written(e, dest.confirmed()),
+                        Phase::Snapshot(_) => snapshot_written(e),
+                    })?;
                     if args.target.flush_target {
                         eprintln!(
                             "redis-ferry: WARNING: {source} forced a new full synchronisation; \
@@ -105,9 +108,9 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                         if let Unit::Control(c) = &u {
                             getack |= c.kind == ControlKind::GetAck;
                         }
-                        applier.unit(&u, &mut dest)?;
+                        applier.unit(&u, &mut dest).map_err(|e| stream_written(e, dest.confirmed()))?;
                     }
-                    dest.pump()?;
+                    dest.pump().map_err(|e| stream_written(e, dest.confirmed()))?;
                     replica.acknowledge(dest.confirmed());
                     if getack {
                         // Answered once the destination has what came before it.
@@ -120,8 +123,8 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                     bail!("internal: a snapshot end outside a snapshot");
                 };
                 intake.end(bytes, &mut applier, &mut dest, &stop)?;
-                applier.end_snapshot(&mut dest, resync_offset)?;
-                dest.finish()?;
+                applier.end_snapshot(&mut dest, resync_offset).map_err(snapshot_written)?;
+                dest.finish().map_err(snapshot_written)?;
                 dest.rebase(resync_offset);
                 replica.acknowledge(resync_offset);
                 eprintln!(
@@ -147,7 +150,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
 
         // Idle work: replies that arrived, the offset to acknowledge, the exit checks.
         if let Phase::Stream(s) = &phase {
-            dest.pump()?;
+            dest.pump().map_err(|e| stream_written(e, dest.confirmed()))?;
             replica.acknowledge(dest.confirmed());
             let caught_up = replica.spooled_bytes() == 0
                 && s.buffered() == 0
@@ -213,4 +216,14 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
             return Err(intake.interrupted().into());
         }
     }
+}
+
+/// A write error while the command stream is replayed; `confirmed` is the source
+/// offset the destination has.
+fn stream_written(e: redis_ferry::writer::WriteError, confirmed: u64) -> anyhow::Error {
+    target::writing(
+        e,
+        "replaying the command stream",
+        &format!("the stream is applied up to source offset {confirmed}"),
+    )
 }

@@ -155,6 +155,21 @@ pub fn cannot_hold(scan: &UnsupportedScan, server: &str, nothing: &str) -> anyho
     )))
 }
 
+/// A write error, saying for a refused command (`--on-error abort`) how far the run
+/// got: `what` is the work ("restoring dump.rdb"), `done` what the destination has
+/// ("the keys before it were written"). Commands are pipelined, so some after the
+/// refused one may have been applied too.
+pub fn writing(e: WriteError, what: &str, done: &str) -> anyhow::Error {
+    let context = match e {
+        WriteError::Refused { .. } => format!(
+            "{what} stopped at a command the destination refused; {done} (and perhaps some after it: writes are \
+             pipelined)"
+        ),
+        _ => what.to_string(),
+    };
+    anyhow::Error::new(e).context(context)
+}
+
 /// Connects to the destination and says what it is (and whether it holds keys).
 pub fn connect(args: &TargetArgs) -> anyhow::Result<redis_ferry::writer::Destination> {
     let (endpoint, connect) = args.endpoint()?;
