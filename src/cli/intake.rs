@@ -37,8 +37,6 @@ pub struct Intake {
     check: Option<KeyFilter>,
     /// Where the temporary file goes (`--spool-dir`), else the system's temporary dir.
     temp_dir: Option<PathBuf>,
-    /// The destination already holds an earlier snapshot of this run.
-    again: bool,
     source: String,
 }
 
@@ -60,8 +58,8 @@ struct Checking {
 }
 
 impl Intake {
-    /// A snapshot about to arrive from `source`; `again` when an earlier one was applied.
-    pub fn new(target: &TargetArgs, temp_dir: Option<PathBuf>, again: bool, source: &str) -> Intake {
+    /// A snapshot about to arrive from `source`.
+    pub fn new(target: &TargetArgs, temp_dir: Option<PathBuf>, source: &str) -> Intake {
         Intake {
             state: State::Header(Vec::new()),
             started: Instant::now(),
@@ -69,7 +67,6 @@ impl Intake {
             decoder_options: target.decoder_options(),
             check: (!target.skip_unsupported).then(|| target.apply_options().filter),
             temp_dir,
-            again,
             source: source.to_string(),
         }
     }
@@ -201,9 +198,8 @@ impl Intake {
         }
         let server = dest.profile().server.clone();
         if c.scan.count > 0 {
-            let nothing = if self.again {
-                "nothing of the new snapshot was written (the destination keeps what the earlier one and the \
-                 stream wrote)"
+            let nothing = if dest.stats().commands > 0 {
+                "nothing of this snapshot was written (the destination keeps what this run wrote before it)"
             } else {
                 "nothing was written"
             };

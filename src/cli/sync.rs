@@ -48,7 +48,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     let mut replica = Replica::start(opts);
     let mut applier = Applier::new(args.target.apply_options());
     let spool_dir = args.source.spool_dir.clone();
-    let mut phase = Phase::Snapshot(Box::new(Intake::new(&args.target, spool_dir.clone(), false, &source)));
+    let mut phase = Phase::Snapshot(Box::new(Intake::new(&args.target, spool_dir.clone(), &source)));
     let mut resync_offset = 0u64;
     let mut full_syncs = 0u32;
     let mut stopping_at: Option<u64> = None;
@@ -93,7 +93,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 let id = replid.map(|r| format!("replid {r}, ")).unwrap_or_default();
                 eprintln!("redis-ferry: full synchronisation with {source} ({id}offset {offset})");
                 resync_offset = offset;
-                phase = Phase::Snapshot(Box::new(Intake::new(&args.target, spool_dir.clone(), again, &source)));
+                phase = Phase::Snapshot(Box::new(Intake::new(&args.target, spool_dir.clone(), &source)));
             }
             Some(Item::Event(LinkEvent::SnapshotStart { length })) => match length {
                 Some(n) => eprintln!("redis-ferry: receiving and applying the snapshot ({n} bytes)"),
