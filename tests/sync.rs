@@ -359,11 +359,18 @@ fn restore_falls_back_to_commands_for_big_values() {
 }
 
 /// SIGTERM while the snapshot is still arriving: exit 7, saying the destination holds
-/// part of it (never a success).
+/// part of it (never a success); or, while it is being checked (into 3.2.6, which has
+/// no streams), that none of it was written.
 #[test]
 fn stopped_during_the_snapshot_exits_7() {
+    for (version, expect) in [("7.0.15", "holds part of it"), ("3.2.6", "before any of the snapshot was written")] {
+        stopped_during_the_snapshot(version, expect);
+    }
+}
+
+fn stopped_during_the_snapshot(version: &str, expect: &str) {
     use common::fake_master::{recording, Era, FakeMaster, Script, Session};
-    let Some(target) = RedisServer::start("7.0.15") else { return };
+    let Some(target) = RedisServer::start(version) else { return };
     let bytes = recording("7.0.15", "stream.bin");
     let script: Script = Box::new(move |s: &mut Session| {
         s.handshake(Era::Psync);
@@ -381,7 +388,8 @@ fn stopped_during_the_snapshot_exits_7() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(7), "{err}");
-    assert!(err.contains("holds part of it"), "{err}");
+    assert!(err.contains(expect), "{err}");
+    assert_eq!(err.contains("checking the snapshot"), version == "3.2.6", "{err}");
     master.join();
 }
 
@@ -422,6 +430,9 @@ fn sync_exit_when_synced_and_verify() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("in sync:") && err.contains("verify (quick): the same number of keys"), "{err}");
+    // A 7.0 snapshot may hold functions, which 6.2 lacks: checked whole, then applied
+    // from the temporary file.
+    assert!(err.contains("checking the snapshot for data Redis 6.2.14 cannot hold") && err.contains("snapshot checked"), "{err}");
 
     let verify = |extra: &[&str]| {
         let out = ferry().args(["verify", "--source", &src, "--target", &dst]).args(extra).output().unwrap();
@@ -688,4 +699,103 @@ fn fault_slow_destination_does_not_grow_the_source_buffer() {
     wait_caught_up(&source);
     stop_sync(child, reader);
     assert_same("slow destination", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
+}
+
+/// A 7.0 source with 3000 strings of 200 bytes in db 0 (more than the writer buffers
+/// before it sends: keys would reach the destination before a later refusal) and, in
+/// db 1, a stream and two strings.
+fn source_with_a_stream() -> Option<RedisServer> {
+    let source = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")])?;
+    let mut c = source.client();
+    let value = "v".repeat(200);
+    c.pipeline((0..3000).map(|i| common::command(&["SET", &format!("k:{i}"), &value])).collect());
+    c.cmd(&[b"SELECT", b"1"]);
+    c.cmd(&[b"SET", b"one", b"1"]);
+    assert!(!c.cmd(&[b"XADD", b"events", b"*", b"f", b"v"]).is_error());
+    c.cmd(&[b"SET", b"two", b"2"]);
+    Some(source)
+}
+
+fn dbsize(server: &RedisServer, db: &str) -> i64 {
+    let mut c = server.client();
+    c.cmd(&[b"SELECT", db.as_bytes()]);
+    c.cmd(&[b"DBSIZE"]).as_int()
+}
+
+/// `sync` into a destination without streams checks the whole snapshot first: without
+/// --skip-unsupported it stops before writing anything, naming the stream; with it, the
+/// rest arrives and the stream is listed as skipped.
+#[test]
+fn sync_refuses_before_writing_anything() {
+    let Some(source) = source_with_a_stream() else { return };
+    let Some(target) = RedisServer::start("3.2.6") else { return };
+    let (src, dst) = (format!("redis://{}", source.addr()), format!("redis://{}", target.addr()));
+    let out = ferry().args(["sync", "--exit-when-synced", "--source", &src, "--target", &dst]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("checking the snapshot for data Redis 3.2.6 cannot hold"), "{err}");
+    assert!(err.contains("nothing was written") && err.contains("db 1 \"events\": it is a stream"), "{err}");
+    assert_eq!((dbsize(&target, "0"), dbsize(&target, "1")), (0, 0), "something was written: {err}");
+
+    let out = ferry()
+        .args(["sync", "--exit-when-synced", "--skip-unsupported", "--source", &src, "--target", &dst])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("checking the snapshot"), "--skip-unsupported writes as it arrives: {err}");
+    assert!(err.contains("skipped key \"events\" (db 1)"), "{err}");
+    assert_eq!((dbsize(&target, "0"), dbsize(&target, "1")), (3000, 2), "{err}");
+}
+
+/// Into a destination that can hold everything the snapshot's version can carry,
+/// `sync` writes the snapshot as it arrives (no check, no temporary file).
+#[test]
+fn sync_same_version_applies_as_it_arrives() {
+    let Some(source) = source_with_a_stream() else { return };
+    let Some(target) = RedisServer::start("7.0.15") else { return };
+    let (src, dst) = (format!("redis://{}", source.addr()), format!("redis://{}", target.addr()));
+    let out = ferry().args(["sync", "--exit-when-synced", "--source", &src, "--target", &dst]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("checking the snapshot") && !err.contains("temporary file"), "{err}");
+    assert_eq!((dbsize(&target, "0"), dbsize(&target, "1")), (3000, 3), "{err}");
+}
+
+/// The link drops while the snapshot is being checked: the new full synchronisation
+/// is checked again from its start, then applied (the stream key left out by
+/// --exclude, so nothing stands in the way).
+#[test]
+fn a_new_full_resync_during_the_check_starts_it_over() {
+    use common::fake_master::{recording, Era, FakeMaster, Script, Session};
+    let Some(target) = RedisServer::start("3.2.6") else { return };
+    let bytes = recording("7.0.15", "stream.bin");
+    let (a, b) = (bytes.clone(), bytes);
+    let first: Script = Box::new(move |s: &mut Session| {
+        s.handshake(Era::Psync);
+        s.send(&a[..300]); // FULLRESYNC, the header, part of the RDB
+        thread::sleep(Duration::from_millis(300));
+    });
+    let second: Script = Box::new(move |s: &mut Session| {
+        s.handshake(Era::Psync);
+        s.send(&b[..2186]); // the RDB and the stream up to its first XADD
+        thread::sleep(Duration::from_secs(3));
+    });
+    let master = FakeMaster::start(vec![first, second]);
+    let out = ferry()
+        .args(["sync", "--exit-when-synced", "--exclude", "pre:stream", "--source", &master.url()])
+        .args(["--target", &format!("redis://{}", target.addr())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("checking the snapshot for data Redis 3.2.6 cannot hold").count(), 2, "{err}");
+    assert!(err.contains("forced a new full synchronisation") && err.contains("snapshot checked"), "{err}");
+    let mut c = target.client();
+    assert_eq!(c.cmd(&[b"GET", b"pre:str"]).as_string(), "hello");
+    assert_eq!(c.cmd(&[b"EXISTS", b"pre:stream"]).as_int(), 0);
+    assert_eq!(c.cmd(&[b"HGET", b"wl:hash", b"f2"]).as_string(), "7", "the stream after the snapshot");
+    c.cmd(&[b"SELECT", b"5"]);
+    assert_eq!(c.cmd(&[b"GET", b"wl:db5"]).as_string(), "x");
+    master.join();
 }

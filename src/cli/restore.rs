@@ -30,15 +30,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
             scan.record(&r, dest.profile());
         }
         if scan.count > 0 {
-            let list: Vec<String> =
-                scan.found.iter().take(20).map(|s| format!("  db {} {}: {}", s.db, s.key, s.why)).collect();
-            return Err(anyhow::Error::new(redis_ferry::writer::WriteError::Unsupported(format!(
-                "nothing was written: {} key(s) cannot go into {} (--skip-unsupported leaves them out):\n{}{}",
-                scan.count,
-                dest.profile().server,
-                list.join("\n"),
-                if scan.count > 20 { format!("\n  ... and {} more", scan.count - 20) } else { String::new() }
-            ))));
+            return Err(target::cannot_hold(&scan, &dest.profile().server, "nothing was written"));
         }
     }
     let started = Instant::now();
@@ -59,7 +51,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
                 Ok(true) => {
                     let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
                     if let Some(r) = decoder.current() {
-                        applier.record(&r, capture, &mut dest).with_context(|| format!("restoring {what}"))?;
+                        applier.record(&r, capture, &mut dest).map_err(|e| written(e, &what))?;
                     }
                 }
                 Ok(false) => break,
@@ -79,8 +71,8 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     if !decoder.is_done() {
         anyhow::bail!("{what} ended before the RDB's end");
     }
-    applier.end_snapshot(&mut dest, 0)?;
-    dest.finish()?;
+    applier.end_snapshot(&mut dest, 0).map_err(|e| written(e, &what))?;
+    dest.finish().map_err(|e| written(e, &what))?;
     let stats = applier.stats();
     eprintln!(
         "redis-ferry: restored {} from {what} in {:.1} s ({} with RESTORE, {} commands in all)",
@@ -93,4 +85,9 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
         eprintln!("redis-ferry: skipped key {} (db {}): {}", s.key, s.db, s.why);
     }
     target::finish(&args.target, &dest)
+}
+
+/// A write error while restoring `what`.
+fn written(e: redis_ferry::writer::WriteError, what: &str) -> anyhow::Error {
+    target::writing(e, &format!("restoring {what}"), "the keys before it were written")
 }

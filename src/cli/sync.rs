@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use redis_ferry::rdb::Decoder;
 use redis_ferry::replica::stream::{CommandStream, ControlKind, StreamLimits, Unit};
 use redis_ferry::replica::{Item, LinkEvent, Purpose, Replica, SpoolError};
-use redis_ferry::writer::apply::{Applier, Capture};
+use redis_ferry::writer::apply::Applier;
 
+use super::intake::{snapshot_written, Intake};
 use super::source::SourceArgs;
 use super::target::{self, TargetArgs};
 
@@ -32,7 +32,7 @@ pub struct SyncArgs {
 
 enum Phase {
     /// Waiting for, or receiving, a snapshot.
-    Snapshot { decoder: Box<Decoder>, started: Instant, initial_db: u32 },
+    Snapshot(Box<Intake>),
     /// Replaying the stream.
     Stream(Box<CommandStream>),
 }
@@ -47,7 +47,8 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     }
     let mut replica = Replica::start(opts);
     let mut applier = Applier::new(args.target.apply_options());
-    let mut phase = Phase::Snapshot { decoder: Box::new(Decoder::with_options(args.target.decoder_options())), started: Instant::now(), initial_db: 0 };
+    let spool_dir = args.source.spool_dir.clone();
+    let mut phase = Phase::Snapshot(Box::new(Intake::new(&args.target, spool_dir.clone(), &source)));
     let mut resync_offset = 0u64;
     let mut full_syncs = 0u32;
     let mut stopping_at: Option<u64> = None;
@@ -70,7 +71,10 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
             Some(Item::Event(LinkEvent::FullResync { replid, offset, again })) => {
                 full_syncs += 1;
                 if again {
-                    dest.finish()?;
+                    dest.finish().map_err(|e| match phase {
+                        Phase::Stream(_) => stream_written(e, dest.confirmed()),
+                        Phase::Snapshot(_) => snapshot_written(e),
+                    })?;
                     if args.target.flush_target {
                         eprintln!(
                             "redis-ferry: WARNING: {source} forced a new full synchronisation; \
@@ -89,17 +93,14 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 let id = replid.map(|r| format!("replid {r}, ")).unwrap_or_default();
                 eprintln!("redis-ferry: full synchronisation with {source} ({id}offset {offset})");
                 resync_offset = offset;
-                phase = Phase::Snapshot { decoder: Box::new(Decoder::with_options(args.target.decoder_options())), started: Instant::now(), initial_db: 0 };
+                phase = Phase::Snapshot(Box::new(Intake::new(&args.target, spool_dir.clone(), &source)));
             }
             Some(Item::Event(LinkEvent::SnapshotStart { length })) => match length {
                 Some(n) => eprintln!("redis-ferry: receiving and applying the snapshot ({n} bytes)"),
                 None => eprintln!("redis-ferry: receiving and applying the snapshot (diskless)"),
             },
             Some(Item::Data(data)) => match &mut phase {
-                Phase::Snapshot { decoder, initial_db, .. } => {
-                    decoder.feed(&data);
-                    apply_records(decoder, &mut applier, &mut dest, initial_db, &source)?;
-                }
+                Phase::Snapshot(intake) => intake.data(&data, &mut applier, &mut dest)?,
                 Phase::Stream(s) => {
                     s.feed(&data);
                     let mut getack = false;
@@ -107,9 +108,9 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                         if let Unit::Control(c) = &u {
                             getack |= c.kind == ControlKind::GetAck;
                         }
-                        applier.unit(&u, &mut dest)?;
+                        applier.unit(&u, &mut dest).map_err(|e| stream_written(e, dest.confirmed()))?;
                     }
-                    dest.pump()?;
+                    dest.pump().map_err(|e| stream_written(e, dest.confirmed()))?;
                     replica.acknowledge(dest.confirmed());
                     if getack {
                         // Answered once the destination has what came before it.
@@ -118,27 +119,23 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                 }
             },
             Some(Item::Event(LinkEvent::SnapshotEnd { bytes })) => {
-                let Phase::Snapshot { decoder, started: snap_started, initial_db } = &mut phase else {
+                let Phase::Snapshot(intake) = &mut phase else {
                     bail!("internal: a snapshot end outside a snapshot");
                 };
-                decoder.finish();
-                apply_records(decoder, &mut applier, &mut dest, initial_db, &source)?;
-                if !decoder.is_done() {
-                    bail!("the snapshot from {source} ended at byte {bytes} before the RDB's end");
-                }
-                applier.end_snapshot(&mut dest, resync_offset)?;
-                dest.finish()?;
+                intake.end(bytes, &mut applier, &mut dest, &stop)?;
+                applier.end_snapshot(&mut dest, resync_offset).map_err(snapshot_written)?;
+                dest.finish().map_err(snapshot_written)?;
                 dest.rebase(resync_offset);
                 replica.acknowledge(resync_offset);
                 eprintln!(
                     "redis-ferry: snapshot applied: {} in {:.1} s; replaying the command stream",
                     target::describe(applier.stats()),
-                    snap_started.elapsed().as_secs_f64()
+                    intake.started().elapsed().as_secs_f64()
                 );
                 for s in applier.stats().unsupported.iter().take(10) {
                     eprintln!("redis-ferry: skipped key {} (db {}): {}", s.key, s.db, s.why);
                 }
-                let db = *initial_db;
+                let db = intake.initial_db();
                 phase = Phase::Stream(Box::new(CommandStream::new(resync_offset, db, StreamLimits::default())));
             }
             Some(Item::Event(LinkEvent::Continue { offset, .. })) => {
@@ -153,7 +150,7 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
 
         // Idle work: replies that arrived, the offset to acknowledge, the exit checks.
         if let Phase::Stream(s) = &phase {
-            dest.pump()?;
+            dest.pump().map_err(|e| stream_written(e, dest.confirmed()))?;
             replica.acknowledge(dest.confirmed());
             let caught_up = replica.spooled_bytes() == 0
                 && s.buffered() == 0
@@ -215,32 +212,18 @@ pub fn run(args: SyncArgs) -> anyhow::Result<()> {
                     replica.received_offset().saturating_sub(dest.confirmed())
                 );
             }
-        } else if stopping_at.is_some() {
-            return Err(target::Interrupted.into());
+        } else if let (Phase::Snapshot(intake), Some(_)) = (&phase, stopping_at) {
+            return Err(intake.interrupted().into());
         }
     }
 }
 
-/// Applies every complete record the decoder has.
-fn apply_records(
-    decoder: &mut Decoder,
-    applier: &mut Applier,
-    dest: &mut redis_ferry::writer::Destination,
-    initial_db: &mut u32,
-    source: &str,
-) -> anyhow::Result<()> {
-    loop {
-        match decoder.advance() {
-            Ok(true) => {
-                let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
-                let Some(r) = decoder.current() else { continue };
-                if let Some(db) = redis_ferry::replica::repl_stream_db(&r) {
-                    *initial_db = db;
-                }
-                applier.record(&r, capture, dest)?;
-            }
-            Ok(false) => return Ok(()),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("the snapshot from {source} is not a valid RDB"))),
-        }
-    }
+/// A write error while the command stream is replayed; `confirmed` is the source
+/// offset the destination has.
+fn stream_written(e: redis_ferry::writer::WriteError, confirmed: u64) -> anyhow::Error {
+    target::writing(
+        e,
+        "replaying the command stream",
+        &format!("the stream is applied up to source offset {confirmed}"),
+    )
 }

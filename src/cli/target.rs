@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::ValueEnum;
 use redis_ferry::net::{ConnectOptions, Endpoint};
-use redis_ferry::writer::{DbMap, OnError, WriterOptions};
+use redis_ferry::writer::apply::UnsupportedScan;
+use redis_ferry::writer::{DbMap, OnError, WriteError, WriterOptions};
 
 /// The environment variable that holds the destination's password when the URL has none.
 pub const PASSWORD_ENV: &str = "FERRY_TARGET_PASSWORD";
@@ -134,13 +135,47 @@ impl TargetArgs {
 
 /// Stopped by SIGINT/SIGTERM before the snapshot was applied.
 #[derive(Debug, thiserror::Error)]
-#[error("stopped before the snapshot was applied: the destination holds part of it")]
-pub struct Interrupted;
+pub enum Interrupted {
+    /// While the snapshot was being written.
+    #[error("stopped before the snapshot was applied: the destination holds part of it")]
+    PartlyWritten,
+    /// Before any of it was written (it was still being checked, or had not begun).
+    #[error("stopped before any of the snapshot was written")]
+    NothingWritten,
+}
 
 /// The run finished, but the destination refused some commands (`--on-error skip`).
 #[derive(Debug, thiserror::Error)]
 #[error("the destination refused {0} command(s); they were skipped{1}")]
 pub struct PartialFailure(pub usize, pub String);
+
+/// The error that stops a run before it writes anything, because the destination
+/// cannot hold what `scan` found: how many keys, the first 20 of them and why.
+/// `nothing` says what was not written ("nothing was written").
+pub fn cannot_hold(scan: &UnsupportedScan, server: &str, nothing: &str) -> anyhow::Error {
+    let list: Vec<String> = scan.found.iter().take(20).map(|s| format!("  db {} {}: {}", s.db, s.key, s.why)).collect();
+    anyhow::Error::new(WriteError::Unsupported(format!(
+        "{nothing}: {} key(s) cannot go into {server} (--skip-unsupported leaves them out):\n{}{}",
+        scan.count,
+        list.join("\n"),
+        if scan.count > 20 { format!("\n  ... and {} more", scan.count - 20) } else { String::new() }
+    )))
+}
+
+/// A write error, saying for a refused command (`--on-error abort`) how far the run
+/// got: `what` is the work ("restoring dump.rdb"), `done` what the destination has
+/// ("the keys before it were written"). Commands are pipelined, so some after the
+/// refused one may have been applied too.
+pub fn writing(e: WriteError, what: &str, done: &str) -> anyhow::Error {
+    let context = match e {
+        WriteError::Refused { .. } => format!(
+            "{what} stopped at a command the destination refused; {done} (and perhaps some after it: writes are \
+             pipelined)"
+        ),
+        _ => what.to_string(),
+    };
+    anyhow::Error::new(e).context(context)
+}
 
 /// Connects to the destination and says what it is (and whether it holds keys).
 pub fn connect(args: &TargetArgs) -> anyhow::Result<redis_ferry::writer::Destination> {

@@ -21,7 +21,7 @@ use super::filter::{verdict, KeyFilter, Verdict};
 use super::{Destination, WriteError};
 use crate::bytesfmt::Printable;
 use crate::output::commands::CommandWriter;
-use crate::rdb::{Encoding, Kind, Record};
+use crate::rdb::{Encoding, Kind, Magic, RdbVersion, Record};
 use crate::replica::stream::Unit;
 use crate::resp::reader::{CommandReader, ReaderLimits};
 
@@ -531,6 +531,25 @@ impl UnsupportedScan {
         UnsupportedScan { filter, ..UnsupportedScan::default() }
     }
 
+    /// What a snapshot of this RDB format may carry that `p` cannot hold; empty when
+    /// a scan could find nothing (so there is no need for one). Streams come with RDB 9
+    /// (Redis 5.0), functions with 10 (7.0), hash field TTLs with 12 (7.4) and Valkey's
+    /// own format.
+    pub fn may_find(v: RdbVersion, p: &super::Profile) -> Vec<&'static str> {
+        let at_least = |n: u32| v.magic == Magic::Valkey || v.version >= n;
+        let mut out = Vec::new();
+        if at_least(9) && !p.has_streams() {
+            out.push("streams");
+        }
+        if at_least(10) && !p.has_functions() {
+            out.push("functions");
+        }
+        if at_least(12) && !p.has_field_ttl() {
+            out.push("hash field TTLs");
+        }
+        out
+    }
+
     /// Looks at one record.
     pub fn record(&mut self, r: &Record, p: &super::Profile) {
         match r {
@@ -601,4 +620,35 @@ fn has_field_ttls(enc: Encoding) -> bool {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::writer::Profile;
+
+    fn redis(v: (u32, u32, u32)) -> Profile {
+        Profile { server: String::new(), version: v, valkey: false, cluster: false, keyspace: vec![] }
+    }
+
+    fn rdb(version: u32) -> RdbVersion {
+        RdbVersion { magic: Magic::Redis, version }
+    }
+
+    #[test]
+    fn what_a_snapshot_may_hold_that_a_destination_cannot() {
+        assert_eq!(UnsupportedScan::may_find(rdb(10), &redis((3, 2, 6))), ["streams", "functions"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(9), &redis((3, 2, 6))), ["streams"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(10), &redis((6, 2, 14))), ["functions"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(12), &redis((7, 0, 15))), ["hash field TTLs"]);
+        let valkey9 = RdbVersion { magic: Magic::Valkey, version: 80 };
+        assert_eq!(UnsupportedScan::may_find(valkey9, &redis((7, 2, 6))), ["hash field TTLs"]);
+        assert_eq!(UnsupportedScan::may_find(valkey9, &redis((2, 8, 17))).len(), 3);
+        // Nothing to look for: the same version, an older one, or a destination that has it all.
+        for (v, dest) in [(10, (7, 0, 15)), (9, (5, 0, 6)), (8, (3, 2, 6)), (6, (2, 8, 17)), (12, (7, 4, 1)), (11, (7, 2, 6))] {
+            assert!(UnsupportedScan::may_find(rdb(v), &redis(dest)).is_empty(), "RDB {v} into {dest:?}");
+        }
+        let valkey = Profile { valkey: true, ..redis((9, 0, 0)) };
+        assert!(UnsupportedScan::may_find(valkey9, &valkey).is_empty());
+    }
 }

@@ -1,0 +1,207 @@
+//! What `restore` and `sync` say, and which exit code they give, when a real
+//! destination refuses commands: out of memory (`maxmemory` with `noeviction`), or a
+//! key of another type (`WRONGTYPE`), with `--on-error abort` and `--on-error skip`.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Client, RedisServer};
+
+fn ferry() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
+    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
+    c
+}
+
+/// A destination that refuses writes (`noeviction`) once it uses 512 KiB more than
+/// when empty (an empty 7.0 uses about 900 KB: a fixed `maxmemory 1mb` would leave
+/// room for a varying few keys).
+fn small_destination() -> Option<RedisServer> {
+    let server = RedisServer::start_with("7.0.15", &[("maxmemory-policy", "noeviction")])?;
+    let mut c = server.client();
+    let used: u64 = c.info("memory").field("used_memory").unwrap().parse().unwrap();
+    c.cmd(&[b"CONFIG", b"SET", b"maxmemory", (used + (512 << 10)).to_string().as_bytes()]).ok();
+    Some(server)
+}
+
+/// 2000 strings of 1000 bytes: far more than [`small_destination`] holds.
+fn fill(c: &mut Client) {
+    let value = "v".repeat(1000);
+    let replies = c.pipeline((0..2000).map(|i| common::command(&["SET", &format!("big:{i}"), &value])).collect());
+    assert!(replies.iter().all(|r| !r.is_error()));
+}
+
+/// The key an error message names, as `"big:123"`.
+fn named_big_key(err: &str) -> bool {
+    err.split("on key \"big:").nth(1).is_some_and(|rest| rest.split('"').next().is_some_and(|n| n.parse::<u32>().is_ok()))
+}
+
+fn oom_message_is_clear(err: &str, what: &str) {
+    assert!(err.contains("redis-ferry: error:"), "{what}: {err}");
+    assert!(err.contains("the destination refused SET on key \"big:"), "{what}: the command and the key: {err}");
+    assert!(named_big_key(err), "{what}: the key: {err}");
+    assert!(err.contains("OOM command not allowed"), "{what}: the reply: {err}");
+    assert!(err.contains("stopped at a command the destination refused; the keys before it were written"), "{what}: what the destination holds: {err}");
+}
+
+/// `restore` into a destination that runs out of memory: exit 5, naming the key, the
+/// command and the OOM reply, and saying that the keys before it were written.
+#[test]
+fn restore_into_a_full_destination() {
+    let Some(source) = RedisServer::start("7.0.15") else { return };
+    let Some(target) = small_destination() else { return };
+    let mut c = source.client();
+    fill(&mut c);
+    c.cmd(&[b"SAVE"]).ok();
+    let out = ferry().args(["restore", "--target", &format!("redis://{}", target.addr())]).arg(source.rdb_path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    oom_message_is_clear(&err, "restore");
+    let written = target.client().cmd(&[b"DBSIZE"]).as_int();
+    assert!(written > 0 && written < 2000, "{written} keys written: {err}");
+}
+
+/// `sync` into a destination that runs out of memory during the snapshot: the same.
+#[test]
+fn sync_into_a_full_destination() {
+    let Some(source) = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")]) else { return };
+    let Some(target) = small_destination() else { return };
+    fill(&mut source.client());
+    let out = ferry()
+        .args(["sync", "--exit-when-synced", "--source", &format!("redis://{}", source.addr())])
+        .args(["--target", &format!("redis://{}", target.addr())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    oom_message_is_clear(&err, "sync");
+    let written = target.client().cmd(&[b"DBSIZE"]).as_int();
+    assert!(written > 0 && written < 2000, "{written} keys written: {err}");
+}
+
+/// A `sync` running in the background, its stderr collected; `ready` fires once the
+/// snapshot is applied.
+struct Running {
+    child: Child,
+    ready: mpsc::Receiver<()>,
+    log: thread::JoinHandle<String>,
+}
+
+fn start_sync(source: &RedisServer, target: &RedisServer, extra: &[&str]) -> Running {
+    let mut child = ferry()
+        .arg("sync")
+        .args(extra)
+        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, ready) = mpsc::channel();
+    let log = thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            if line.contains("replaying the command stream") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    Running { child, ready, log }
+}
+
+/// Waits until the source reports our acknowledged offset at its own.
+fn wait_caught_up(source: &RedisServer) {
+    let mut c = source.client();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = c.info("replication");
+        let master: u64 = info.field("master_repl_offset").unwrap().parse().unwrap();
+        let acked: Option<u64> = info
+            .field("slave0")
+            .and_then(|s| s.split(',').find_map(|f| f.strip_prefix("offset=")).map(|o| o.parse().unwrap()));
+        if acked == Some(master) {
+            return;
+        }
+        assert!(Instant::now() < until, "sync did not catch up: acked {acked:?}, master {master}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A source and a destination where the stream command `SADD clash x` meets `clash`, a
+/// string already in the destination (never in the source's snapshot, and not
+/// flushed): the destination answers WRONGTYPE. `SET after 1` follows it.
+fn wrongtype_pair() -> Option<(RedisServer, RedisServer)> {
+    let source = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")])?;
+    let target = RedisServer::start("7.0.15")?;
+    source.client().cmd(&[b"SET", b"before", b"1"]);
+    target.client().cmd(&[b"SET", b"clash", b"a string"]);
+    Some((source, target))
+}
+
+fn clash(source: &RedisServer) {
+    let mut c = source.client();
+    assert_eq!(c.cmd(&[b"SADD", b"clash", b"x"]).as_int(), 1);
+    c.cmd(&[b"SET", b"after", b"1"]).ok();
+}
+
+/// `--on-error skip --report FILE`: the refused stream command is listed in the report
+/// (db, command, key, WRONGTYPE reply), the commands after it are applied, and the run
+/// exits 6.
+#[test]
+fn sync_skips_a_refused_stream_command_and_reports_it() {
+    let Some((source, target)) = wrongtype_pair() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("refused.jsonl");
+    let run = start_sync(&source, &target, &["--on-error", "skip", "--report", report.to_str().unwrap()]);
+    run.ready.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    clash(&source);
+    wait_caught_up(&source);
+    assert!(Command::new("kill").args(["-TERM", &run.child.id().to_string()]).status().unwrap().success());
+    let mut child = run.child;
+    let status = child.wait().unwrap();
+    let err = run.log.join().unwrap();
+    assert_eq!(status.code(), Some(6), "{err}");
+    assert!(err.contains("refused 1 command(s)") && err.contains(&report.display().to_string()), "{err}");
+    let text = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["db"], 0, "{text}");
+    assert_eq!(lines[0]["command"], "SADD", "{text}");
+    assert_eq!(lines[0]["key"], "\"clash\"", "{text}");
+    assert!(lines[0]["reply"].as_str().unwrap().starts_with("WRONGTYPE"), "{text}");
+    let mut t = target.client();
+    assert_eq!(t.cmd(&[b"GET", b"after"]).as_string(), "1", "the command after it was applied");
+    assert_eq!(t.cmd(&[b"GET", b"clash"]).as_string(), "a string");
+}
+
+/// The default `--on-error abort`: exit 5 at the refused stream command, naming the
+/// key, the command and the reply, and the source offset the destination has.
+#[test]
+fn sync_stops_at_a_refused_stream_command() {
+    let Some((source, target)) = wrongtype_pair() else { return };
+    let run = start_sync(&source, &target, &[]);
+    run.ready.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    clash(&source);
+    let mut child = run.child;
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "sync did not stop at the refused command");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let err = run.log.join().unwrap();
+    assert_eq!(status.code(), Some(5), "{err}");
+    assert!(err.contains("the destination refused SADD on key \"clash\" (db 0): WRONGTYPE"), "{err}");
+    assert!(err.contains("the stream is applied up to source offset"), "{err}");
+    assert_eq!(target.client().cmd(&[b"GET", b"before"]).as_string(), "1", "the snapshot was applied");
+}
