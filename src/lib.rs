@@ -16,7 +16,8 @@
 //! - [`writer`]: the destination side. A pipelined connection that checks every reply
 //!   and reports the source offset the destination confirmed; the destination's
 //!   profile; the applier that turns snapshot records and stream units into commands
-//!   the destination's version takes.
+//!   the destination's version takes; [`writer::payload`], `RESTORE` payloads
+//!   re-encoded in the plain types for destinations older than the source.
 //! - [`verify`]: compares a source and a destination (the quick level: key counts per
 //!   db, through the db mapping).
 //! - [`output`]: turns records into the `decode` command's formats (JSON Lines, RESP
@@ -29,8 +30,7 @@
 //! The binary (`src/main.rs`, with `src/cli/` for the subcommands that talk to servers)
 //! is a thin command line over these.
 //!
-//! Still to come: payloads re-encoded for older destinations, parallel destination
-//! connections, and the deep verification.
+//! Still to come: parallel destination connections, and the deep verification.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]

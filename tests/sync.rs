@@ -59,9 +59,17 @@ fn restore_expected(fixture: &str, version: &str) -> bool {
     }
 }
 
+/// How many keys the summary line says went as RESTORE with a re-encoded payload.
+fn reencoded(log: &str) -> u64 {
+    let Some(end) = log.find(" re-encoded for RESTORE") else { return 0 };
+    log[..end].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
 /// Every real-server RDB fixture (2.4.16 to 7.4.1, Valkey 8.0.1) restored into every CI
 /// server, which then holds exactly the fixture's expected.json, less what that version
-/// cannot hold (skipped with --skip-unsupported, and said so).
+/// cannot hold (skipped with --skip-unsupported, and said so). Where the server does not
+/// take the fixture's RDB version, collections go as RESTORE with payloads re-encoded
+/// for its version.
 #[test]
 fn restore_every_fixture_into_every_server() {
     let fixtures: Vec<String> = {
@@ -97,6 +105,8 @@ fn restore_every_fixture_into_every_server() {
                     assert!(out.status.success(), "{fixture} into {version} ({mode}): {err}");
                     let restored = err.contains("of them with RESTORE");
                     assert_eq!(restored, mode != "--no-restore" && restore_expected(fixture, version), "{fixture} into {version} ({mode}): {err}");
+                    let reencode = mode != "--no-restore" && !restore_expected(fixture, version);
+                    assert_eq!(reencoded(&err) > 0, reencode, "{fixture} into {version} ({mode}): {err}");
                     let mut want = Logical::from_expected(&std::fs::read_to_string(dir.join("expected.json")).unwrap());
                     let removed = logical::keep_what_fits(&mut want, major_minor(version));
                     // Commands cannot re-create the pending entries of deleted messages;
@@ -235,8 +245,10 @@ fn sync_pair_with(from: &str, to: &str, extra: &[&str], keep: impl Fn(&str) -> b
     let log = reader.join().unwrap();
     assert!(status.success(), "{from} -> {to}: sync exited with {status}:\n{log}");
     assert!(log.contains("stopped:"), "{log}");
-    // Same or newer destination: keys go as RESTORE with the source's own payloads.
+    // Same or newer destination: keys go as RESTORE with the source's own payloads;
+    // older: with payloads re-encoded for its version.
     assert_eq!(log.contains("of them with RESTORE"), major_minor(to) >= major_minor(from), "{from} -> {to}: {log}");
+    assert_eq!(reencoded(&log) > 0, major_minor(to) < major_minor(from), "{from} -> {to}: {log}");
     if major_minor(from) >= (6, 2) && major_minor(to) < (6, 2) {
         assert!(log.contains("rewritten for the destination's version"), "{from} -> {to}: {log}");
     }
@@ -355,6 +367,53 @@ fn restore_falls_back_to_commands_for_big_values() {
         let got = dump(&server, tmp.path(), fixture);
         logical::accept_unknown_stream_metadata(&mut want, &got);
         assert_same(&format!("{fixture} into {version} with --restore-max-bytes 64"), &want, &got);
+    }
+}
+
+/// A 7.0 dataset with collections of several decoder chunks, into older servers with a
+/// `--restore-max-bytes` that the first chunk of each big key fits and the whole key
+/// does not: the small keys go as RESTORE with re-encoded payloads (replacing a key of
+/// another type, with their TTLs), the big ones fall back to commands after their first
+/// chunk (the commands held back for it are sent first); the result is the source's
+/// content.
+#[test]
+fn reencoded_restore_falls_back_to_commands_mid_key() {
+    let Some(source) = RedisServer::start("7.0.15") else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = source.client();
+    let n = 3000;
+    for i in 0..n {
+        let (item, score) = (format!("item:{i:05}"), format!("{}", i as f64 * 0.37 - 500.0));
+        c.cmd(&[b"RPUSH", b"big:list", item.as_bytes()]).as_int();
+        c.cmd(&[b"SADD", b"big:set", item.as_bytes()]).as_int();
+        c.cmd(&[b"ZADD", b"big:zset", score.as_bytes(), item.as_bytes()]).as_int();
+        c.cmd(&[b"HSET", b"big:hash", item.as_bytes(), score.as_bytes()]).as_int();
+    }
+    c.cmd(&[b"RPUSH", b"small:list", b"a", b"", b"12", b"-40000", b"\xff\x00\r\n"]).as_int();
+    c.cmd(&[b"SADD", b"small:set", b"1", b"2", b"70000", b"-9223372036854775808", b"x"]).as_int();
+    let zadd: [&[u8]; 16] = [
+        b"ZADD", b"small:zset", b"inf", b"a", b"-inf", b"b", b"1e300", b"c", b"5e-324", b"d", b"-0", b"e", b"0.1", b"f",
+        b"-2.5e-10", b"g",
+    ];
+    c.cmd(&zadd).as_int();
+    c.cmd(&[b"HSET", b"small:hash", b"f", b"v", b"n", b"123", b"", b"empty field"]).as_int();
+    c.cmd(&[b"PEXPIRE", b"small:hash", b"3600000"]).as_int();
+    c.cmd(&[b"SAVE"]).ok();
+    let want = dump(&source, tmp.path(), "source");
+    for version in ["2.8.17", "3.2.6", "6.2.14"] {
+        let Some(target) = RedisServer::start(version) else { return };
+        target.client().cmd(&[b"SET", b"small:list", b"a string, replaced by the list"]).ok();
+        let out = ferry()
+            .args(["restore", "--restore-max-bytes", "20000", "--target", &format!("redis://{}", target.addr())])
+            .arg(source.rdb_path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{version}: {err}");
+        assert!(!err.contains("of them with RESTORE"), "{version}: {err}");
+        assert_eq!(reencoded(&err), 4, "{version}: the small keys, not the big ones: {err}");
+        let got = dump(&target, tmp.path(), version);
+        assert_same(&format!("7.0.15 dataset into {version} with --restore-max-bytes 20000"), &want, &got);
     }
 }
 

@@ -78,7 +78,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
         "redis-ferry: restored {} from {what} in {:.1} s ({} with RESTORE, {} commands in all)",
         target::describe(stats),
         started.elapsed().as_secs_f64(),
-        stats.restored,
+        stats.restored + stats.reencoded,
         dest.stats().commands
     );
     for s in stats.unsupported.iter().take(10) {

@@ -56,9 +56,11 @@ pub struct TargetArgs {
     pub skip_unsupported: bool,
     /// Collections whose value is at most this many bytes in the RDB go as one RESTORE
     /// with the source's own payload, where the destination accepts its RDB version;
-    /// bigger ones always go as chunked commands, so memory stays bounded (a value is
-    /// held up to three times on its way: captured, its commands kept in case it
-    /// outgrows the limit, and the outgoing RESTORE).
+    /// where it does not, lists, sets, sorted sets and hashes whose value re-encoded for
+    /// the destination's version is at most this many bytes go as one RESTORE of that.
+    /// Bigger ones always go as chunked commands, so memory stays bounded (a value is
+    /// held up to three times on its way: captured or re-encoded, its commands kept in
+    /// case it outgrows the limit, and the outgoing RESTORE).
     #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
     pub restore_max_bytes: usize,
     /// Write every key with plain commands, never RESTORE.
@@ -104,7 +106,7 @@ impl TargetArgs {
         }
     }
 
-    /// The applier options (filters, unsupported keys).
+    /// The applier options (filters, unsupported keys, the re-encoding limit).
     pub fn apply_options(&self) -> redis_ferry::writer::apply::ApplyOptions {
         redis_ferry::writer::apply::ApplyOptions {
             skip_unsupported: self.skip_unsupported,
@@ -112,6 +114,7 @@ impl TargetArgs {
                 include: self.match_.iter().map(|g| g.as_bytes().to_vec()).collect(),
                 exclude: self.exclude.iter().map(|g| g.as_bytes().to_vec()).collect(),
             },
+            restore_max_bytes: if self.no_restore { 0 } else { self.restore_max_bytes },
         }
     }
 
@@ -237,6 +240,9 @@ pub fn describe(stats: &redis_ferry::writer::apply::ApplyStats) -> String {
     let mut s = format!("{} keys ({})", stats.total_keys(), if by_kind.is_empty() { "none".into() } else { by_kind.join(", ") });
     if stats.restored > 0 {
         s.push_str(&format!(", {} of them with RESTORE", stats.restored));
+    }
+    if stats.reencoded > 0 {
+        s.push_str(&format!(", {} re-encoded for RESTORE into the destination's version", stats.reencoded));
     }
     if stats.expired > 0 {
         s.push_str(&format!(", {} already expired and skipped", stats.expired));

@@ -2,10 +2,13 @@
 //!
 //! Snapshot keys go as plain commands (the forms [`crate::output::commands`] writes:
 //! `DEL`, then the value in chunks of at most one decoder chunk, then `PEXPIREAT`), which
-//! every destination version takes. A key that has already expired is skipped and
-//! counted. Data the destination cannot hold (a stream before 5.0, functions before
-//! 7.0) stops the run with the key and the reason, or with `skip_unsupported` is
-//! skipped and listed.
+//! every destination version takes, or as one `RESTORE` where that can be done: with
+//! the source's own payload where the destination takes the source's RDB version, else
+//! (lists, sets, sorted sets, hashes) with the value re-encoded for the destination's
+//! version ([`super::payload`]); `key_plan` decides. A key that has already expired
+//! is skipped and counted. Data the destination cannot hold (a stream before 5.0,
+//! functions before 7.0) stops the run with the key and the reason, or with
+//! `skip_unsupported` is skipped and listed.
 //!
 //! Stream units keep their order and their atomicity: a `MULTI`/`EXEC` transaction is
 //! sent as one, and only its `EXEC` carries its source offset, so the offset is
@@ -18,10 +21,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::adapt::{adapt, Adapted};
 use super::filter::{verdict, KeyFilter, Verdict};
-use super::{Destination, WriteError};
+use super::payload::{self, Payload, PayloadBuilder};
+use super::{Destination, Profile, WriteError};
 use crate::bytesfmt::Printable;
 use crate::output::commands::CommandWriter;
-use crate::rdb::{Encoding, Kind, Magic, RdbVersion, Record};
+use crate::rdb::{Encoding, KeyStart, Kind, Magic, RdbVersion, Record};
 use crate::replica::stream::Unit;
 use crate::resp::reader::{CommandReader, ReaderLimits};
 
@@ -32,6 +36,10 @@ pub struct ApplyOptions {
     pub skip_unsupported: bool,
     /// Which keys are copied (`--match`/`--exclude`).
     pub filter: KeyFilter,
+    /// Collections whose re-encoded elements take at most this many bytes go as
+    /// `RESTORE` with a payload re-encoded for a destination that does not take the
+    /// source's RDB version (`--restore-max-bytes`); 0: never.
+    pub restore_max_bytes: usize,
 }
 
 /// A key left out.
@@ -60,9 +68,11 @@ pub struct ApplyStats {
     pub stream_commands: u64,
     /// Stream transactions applied.
     pub transactions: u64,
-    /// Snapshot keys written with `RESTORE` and their own payload (the others went as
-    /// commands).
+    /// Snapshot keys written with `RESTORE` and their own payload.
     pub restored: u64,
+    /// Snapshot keys written with `RESTORE` and their value re-encoded for the
+    /// destination's RDB version (the others went as commands).
+    pub reencoded: u64,
     /// Stream commands the destination cannot apply, skipped (`skip_unsupported`).
     pub unsupported_commands: u64,
     /// Stream commands rewritten into forms the destination has.
@@ -132,16 +142,40 @@ pub struct Applier {
     saw_field_ttl: bool,
     /// The snapshot's RDB format version (from its header).
     source_version: Option<u32>,
-    /// The current key goes as `RESTORE` with its own payload, if its value is
-    /// captured whole; meanwhile its commands are rendered but held back.
+    /// The current key goes as `RESTORE` if its payload can be had (its value captured
+    /// whole, or re-encoded within the limit); meanwhile its commands are rendered but
+    /// held back.
     restoring: Option<RestoreKey>,
+    /// The current key's value re-encoded, for [`Via::Reencoded`].
+    payload: PayloadBuilder,
     stats: ApplyStats,
 }
 
-/// A key waiting for its captured value.
+/// A key waiting for its payload.
 struct RestoreKey {
     key: Vec<u8>,
     expire_at_ms: Option<i64>,
+    via: Via,
+}
+
+/// How a snapshot key goes to the destination ([`key_plan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyPlan {
+    /// Plain commands.
+    Commands,
+    /// One `RESTORE`, if its payload can be had; else commands after all.
+    Restore(Via),
+}
+
+/// Where a `RESTORE` payload comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The source's own payload, captured by the decoder, stamped with the source's
+    /// RDB version.
+    OwnPayload,
+    /// The value re-encoded in the plain types ([`super::payload`]), stamped with this
+    /// RDB version (the destination's).
+    Reencoded(u16),
 }
 
 /// What the decoder captured of the current key's value (see
@@ -159,6 +193,7 @@ impl Applier {
     pub fn new(opts: ApplyOptions) -> Applier {
         let buf = SharedBuf::default();
         Applier {
+            payload: PayloadBuilder::new(opts.restore_max_bytes),
             opts,
             cw: CommandWriter::new(buf.clone()),
             buf,
@@ -185,30 +220,48 @@ impl Applier {
     }
 
     /// Applies one snapshot record. `capture` is what the decoder holds of the current
-    /// key's value: a key whose value is captured whole, and whose payload version the
-    /// destination accepts, goes as one `RESTORE`; the others as commands.
+    /// key's value: a key goes as one `RESTORE` where `key_plan` says so and its
+    /// payload can be had (captured whole, or re-encoded within the limit); the others
+    /// as commands.
     pub fn record(&mut self, r: &Record, capture: Capture, dest: &mut Destination) -> Result<(), WriteError> {
         match r {
             Record::Header(v) => self.source_version = Some(v.version),
-            Record::Value(_) if self.restoring.is_some() && !capture.capturing => {
-                // Too big to capture: the commands held back so far go now, and the
-                // rest of the key follows as commands.
-                self.restoring = None;
-                self.render(r)?;
-                return self.send_rendered(dest);
+            Record::Value(chunk) if self.restoring.is_some() => {
+                let fits = match self.restoring.as_ref().map(|rk| rk.via) {
+                    Some(Via::OwnPayload) => capture.capturing,
+                    Some(Via::Reencoded(_)) => self.payload.push(chunk).is_ok(),
+                    None => true,
+                };
+                if !fits {
+                    // Too big (or not re-encodable): the commands held back so far go
+                    // now, and the rest of the key follows as commands.
+                    self.restoring = None;
+                    self.render(r)?;
+                    return self.send_rendered(dest);
+                }
             }
             Record::KeyEnd if self.restoring.is_some() => {
                 let Some(rk) = self.restoring.take() else { return Ok(()) };
                 self.render(r)?;
-                return match capture.value {
-                    Some(value) => {
-                        // The held-back commands are not needed.
-                        self.buf.0.borrow_mut().clear();
-                        self.stats.restored += 1;
-                        self.restore(dest, &rk, value)
-                    }
-                    None => self.send_rendered(dest),
+                let payload = match rk.via {
+                    Via::OwnPayload => capture.value.map(|value| Payload {
+                        value,
+                        footer: payload::footer(value, self.source_version.unwrap_or(0) as u16),
+                    }),
+                    Via::Reencoded(version) => self.payload.finish(version).ok(),
                 };
+                let Some(payload) = payload else { return self.send_rendered(dest) };
+                // The held-back commands are not needed.
+                self.buf.0.borrow_mut().clear();
+                if !restore(dest, &rk, payload.parts())? {
+                    // It expired while it was being read: as if it were not there.
+                    self.stats.expired += 1;
+                } else if rk.via == Via::OwnPayload {
+                    self.stats.restored += 1;
+                } else {
+                    self.stats.reencoded += 1;
+                }
+                return Ok(());
             }
             Record::Key(k) => {
                 self.skipping = false;
@@ -238,13 +291,12 @@ impl Applier {
                 self.saw_field_ttl = false;
                 self.drop_field_ttls =
                     (has_field_ttls(k.encoding) && !dest.profile().has_field_ttl()).then(|| (k.db, k.key.to_vec()));
-                let payload_ok = self.source_version.is_some_and(|v| dest.profile().accepts_payload(v));
-                // A plain string is cheaper as SET than as RESTORE (measured: 1M small
-                // strings 1.71 s against 1.88 s); collections are the other way round.
-                let worth_it = k.encoding.kind() != Kind::String;
-                if payload_ok && worth_it && capture.capturing && self.drop_field_ttls.is_none() {
+                let reencode = self.opts.restore_max_bytes > 0;
+                let plan = key_plan(k, self.source_version, capture.capturing, reencode, dest.profile());
+                if let KeyPlan::Restore(via) = plan {
                     dest.select(k.db as u32)?;
-                    self.restoring = Some(RestoreKey { key: k.key.to_vec(), expire_at_ms: k.expire_at_ms });
+                    self.payload.reset();
+                    self.restoring = Some(RestoreKey { key: k.key.to_vec(), expire_at_ms: k.expire_at_ms, via });
                 }
             }
             Record::KeyEnd if self.drop_field_ttls.is_some() => {
@@ -291,49 +343,6 @@ impl Applier {
             return Ok(());
         }
         self.send_rendered(dest)
-    }
-
-    /// `RESTORE key ttl payload`, in the form the destination has; the payload is the
-    /// captured value stamped with the source's RDB version and its CRC-64.
-    fn restore(&mut self, dest: &mut Destination, rk: &RestoreKey, value: &[u8]) -> Result<(), WriteError> {
-        let version = (self.source_version.unwrap_or(0) as u16).to_le_bytes();
-        let mut crc = crate::crc64::Crc64::new();
-        crc.update(value);
-        crc.update(&version);
-        let mut footer = [0u8; 10];
-        footer[..2].copy_from_slice(&version);
-        footer[2..].copy_from_slice(&crc.value().to_le_bytes());
-        let p = dest.profile().clone();
-        let ttl = match rk.expire_at_ms {
-            None => 0,
-            Some(ms) if p.has_abs_ttl() => ms,
-            Some(ms) => {
-                let left = ms - now_ms();
-                if left <= 0 {
-                    // It expired while it was being read: as if it were not there.
-                    self.stats.expired += 1;
-                    self.stats.restored -= 1;
-                    return dest.command([&b"DEL"[..], &rk.key], 0);
-                }
-                left
-            }
-        };
-        if !p.has_restore_replace() && !dest.selected_was_flushed() {
-            dest.command([&b"DEL"[..], &rk.key], 0)?;
-        }
-        let ttl = ttl.to_string();
-        // The payload goes out as the captured value and its footer, never joined.
-        let key: [&[u8]; 1] = [&rk.key];
-        let ttl: [&[u8]; 1] = [ttl.as_bytes()];
-        let payload = [value, &footer[..]];
-        let mut args: Vec<&[&[u8]]> = vec![&[b"RESTORE"], &key, &ttl, &payload];
-        if p.has_restore_replace() {
-            args.push(&[b"REPLACE"]);
-        }
-        if rk.expire_at_ms.is_some() && p.has_abs_ttl() {
-            args.push(&[b"ABSTTL"]);
-        }
-        dest.command_parts(&args, 0)
     }
 
     /// Renders one record's commands into the shared buffer (all of them: what is sent
@@ -512,6 +521,71 @@ impl Applier {
     }
 }
 
+/// How the key `k` goes to `p` (`source_version`: the snapshot's RDB version;
+/// `capturing`: the decoder captures the key's value; `reencode`: re-encoding is on).
+///
+/// - A plain string goes as `SET`, cheaper than `RESTORE` (measured: 1M small strings
+///   1.71 s against 1.88 s); for collections it is the other way round.
+/// - A hash whose fields may carry TTLs `p` cannot hold goes as commands, so that the
+///   TTLs are seen.
+/// - Where `p` takes the source's RDB version: `RESTORE` with the source's own payload.
+/// - Else a list, set, sorted set or hash goes as `RESTORE` with its value re-encoded
+///   in the plain types, stamped with `p`'s own version, where `p` has `RESTORE`.
+/// - Everything else goes as commands.
+fn key_plan(k: &KeyStart, source_version: Option<u32>, capturing: bool, reencode: bool, p: &Profile) -> KeyPlan {
+    let kind = k.encoding.kind();
+    if kind == Kind::String || (has_field_ttls(k.encoding) && !p.has_field_ttl()) {
+        return KeyPlan::Commands;
+    }
+    let Some(source) = source_version else { return KeyPlan::Commands };
+    if p.accepts_payload(source) {
+        return if capturing { KeyPlan::Restore(Via::OwnPayload) } else { KeyPlan::Commands };
+    }
+    let plain = matches!(kind, Kind::List | Kind::Set | Kind::Zset | Kind::Hash);
+    match p.rdb_version() {
+        Some(own) if reencode && plain && p.accepts_payload(own) => match u16::try_from(own) {
+            Ok(v) => KeyPlan::Restore(Via::Reencoded(v)),
+            Err(_) => KeyPlan::Commands,
+        },
+        _ => KeyPlan::Commands,
+    }
+}
+
+/// `RESTORE key ttl payload` in the form `dest` has (`REPLACE`, or a `DEL` first;
+/// `ABSTTL`, or the TTL left); `payload` is the value and its footer, sent as pieces.
+/// False when the key expired while it was being read: it is deleted instead.
+fn restore(dest: &mut Destination, rk: &RestoreKey, payload: [&[u8]; 2]) -> Result<bool, WriteError> {
+    let p = dest.profile().clone();
+    let ttl = match rk.expire_at_ms {
+        None => 0,
+        Some(ms) if p.has_abs_ttl() => ms,
+        Some(ms) => {
+            let left = ms - now_ms();
+            if left <= 0 {
+                dest.command([&b"DEL"[..], &rk.key], 0)?;
+                return Ok(false);
+            }
+            left
+        }
+    };
+    if !p.has_restore_replace() && !dest.selected_was_flushed() {
+        dest.command([&b"DEL"[..], &rk.key], 0)?;
+    }
+    let ttl = ttl.to_string();
+    // The payload goes out as its pieces, never joined.
+    let key: [&[u8]; 1] = [&rk.key];
+    let ttl: [&[u8]; 1] = [ttl.as_bytes()];
+    let mut args: Vec<&[&[u8]]> = vec![&[b"RESTORE"], &key, &ttl, &payload];
+    if p.has_restore_replace() {
+        args.push(&[b"REPLACE"]);
+    }
+    if rk.expire_at_ms.is_some() && p.has_abs_ttl() {
+        args.push(&[b"ABSTTL"]);
+    }
+    dest.command_parts(&args, 0)?;
+    Ok(true)
+}
+
 /// Finds, ahead of writing, what a destination cannot hold: a first pass over an RDB
 /// file, so that `restore` can stop before it writes anything.
 #[derive(Debug, Default)]
@@ -551,7 +625,7 @@ impl UnsupportedScan {
     }
 
     /// Looks at one record.
-    pub fn record(&mut self, r: &Record, p: &super::Profile) {
+    pub fn record(&mut self, r: &Record, p: &Profile) {
         match r {
             Record::Key(k) => {
                 self.current = None;
@@ -594,7 +668,7 @@ fn unsupported(enc: Encoding, dest: &Destination) -> Option<String> {
     unsupported_in(enc, dest.profile())
 }
 
-fn unsupported_in(enc: Encoding, p: &super::Profile) -> Option<String> {
+fn unsupported_in(enc: Encoding, p: &Profile) -> Option<String> {
     match enc.kind() {
         Kind::Stream if !p.has_streams() => Some(format!("it is a stream and {} has no streams (5.0+)", p.server)),
         _ => None,
@@ -602,7 +676,7 @@ fn unsupported_in(enc: Encoding, p: &super::Profile) -> Option<String> {
 }
 
 /// Why a hash with field TTLs cannot go into `p`.
-fn field_ttl_why(p: &super::Profile) -> String {
+fn field_ttl_why(p: &Profile) -> String {
     format!("its hash fields carry TTLs and {} has no field expiry (7.4+)", p.server)
 }
 
@@ -625,10 +699,61 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::writer::Profile;
 
-    fn redis(v: (u32, u32, u32)) -> Profile {
-        Profile { server: String::new(), version: v, valkey: false, cluster: false, keyspace: vec![] }
+    fn profile(v: (u32, u32, u32)) -> Profile {
+        Profile {
+            server: format!("Redis {}.{}.{}", v.0, v.1, v.2),
+            version: v,
+            valkey: false,
+            cluster: false,
+            keyspace: vec![],
+        }
+    }
+
+    fn plan(encoding: Encoding, source: u32, dest: (u32, u32, u32), capturing: bool, reencode: bool) -> KeyPlan {
+        let k = KeyStart { db: 0, key: b"k", encoding, expire_at_ms: None, idle_seconds: None, lfu_freq: None };
+        key_plan(&k, Some(source), capturing, reencode, &profile(dest))
+    }
+
+    #[test]
+    fn key_plans() {
+        use KeyPlan::*;
+        let re = |v| Restore(Via::Reencoded(v));
+        // A 7.0 source (RDB 10) into each older version: re-encoded, stamped with its own.
+        for (dest, v) in
+            [((2, 8, 17), 6), ((3, 0, 5), 6), ((3, 2, 0), 7), ((3, 2, 6), 7), ((5, 0, 6), 9), ((6, 2, 14), 9)]
+        {
+            for enc in [Encoding::ListQuicklist2, Encoding::SetListpack, Encoding::ZsetListpack, Encoding::HashListpack]
+            {
+                assert_eq!(plan(enc, 10, dest, true, true), re(v), "{enc:?} into {dest:?}");
+            }
+        }
+        // Older sources whose version the destination does not take: re-encoded too.
+        assert_eq!(plan(Encoding::HashZipmap, 2, (2, 8, 17), true, true), re(6));
+        assert_eq!(plan(Encoding::ListQuicklist, 7, (3, 0, 5), true, true), re(6));
+        // Where the destination takes the source's version: its own payload.
+        assert_eq!(plan(Encoding::ZsetListpack, 10, (7, 0, 15), true, true), Restore(Via::OwnPayload));
+        assert_eq!(plan(Encoding::ZsetListpack, 10, (7, 0, 15), false, true), Commands, "not captured");
+        assert_eq!(plan(Encoding::StreamListpacks, 9, (6, 2, 14), true, true), Restore(Via::OwnPayload));
+        // Commands: strings, streams and modules that need re-encoding, field TTLs the
+        // destination cannot hold, re-encoding off, no RESTORE at all.
+        assert_eq!(plan(Encoding::String, 10, (2, 8, 17), true, true), Commands);
+        assert_eq!(plan(Encoding::StreamListpacks2, 10, (6, 2, 14), true, true), Commands);
+        assert_eq!(plan(Encoding::Module2, 10, (6, 2, 14), true, true), Commands);
+        assert_eq!(plan(Encoding::HashListpackEx, 12, (6, 2, 14), true, true), Commands);
+        assert_eq!(plan(Encoding::HashListpack, 10, (2, 8, 17), true, false), Commands);
+        assert_eq!(plan(Encoding::HashListpack, 10, (2, 4, 16), true, true), Commands);
+        // A destination with field TTLs takes a hash that may carry them re-encoded (the
+        // builder refuses it if a field does).
+        let valkey9 = KeyStart {
+            db: 0,
+            key: b"k",
+            encoding: Encoding::ValkeyHash2,
+            expire_at_ms: None,
+            idle_seconds: None,
+            lfu_freq: None,
+        };
+        assert_eq!(key_plan(&valkey9, Some(80), true, true, &profile((7, 4, 1))), re(12));
     }
 
     fn rdb(version: u32) -> RdbVersion {
@@ -637,18 +762,18 @@ mod tests {
 
     #[test]
     fn what_a_snapshot_may_hold_that_a_destination_cannot() {
-        assert_eq!(UnsupportedScan::may_find(rdb(10), &redis((3, 2, 6))), ["streams", "functions"]);
-        assert_eq!(UnsupportedScan::may_find(rdb(9), &redis((3, 2, 6))), ["streams"]);
-        assert_eq!(UnsupportedScan::may_find(rdb(10), &redis((6, 2, 14))), ["functions"]);
-        assert_eq!(UnsupportedScan::may_find(rdb(12), &redis((7, 0, 15))), ["hash field TTLs"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(10), &profile((3, 2, 6))), ["streams", "functions"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(9), &profile((3, 2, 6))), ["streams"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(10), &profile((6, 2, 14))), ["functions"]);
+        assert_eq!(UnsupportedScan::may_find(rdb(12), &profile((7, 0, 15))), ["hash field TTLs"]);
         let valkey9 = RdbVersion { magic: Magic::Valkey, version: 80 };
-        assert_eq!(UnsupportedScan::may_find(valkey9, &redis((7, 2, 6))), ["hash field TTLs"]);
-        assert_eq!(UnsupportedScan::may_find(valkey9, &redis((2, 8, 17))).len(), 3);
+        assert_eq!(UnsupportedScan::may_find(valkey9, &profile((7, 2, 6))), ["hash field TTLs"]);
+        assert_eq!(UnsupportedScan::may_find(valkey9, &profile((2, 8, 17))).len(), 3);
         // Nothing to look for: the same version, an older one, or a destination that has it all.
         for (v, dest) in [(10, (7, 0, 15)), (9, (5, 0, 6)), (8, (3, 2, 6)), (6, (2, 8, 17)), (12, (7, 4, 1)), (11, (7, 2, 6))] {
-            assert!(UnsupportedScan::may_find(rdb(v), &redis(dest)).is_empty(), "RDB {v} into {dest:?}");
+            assert!(UnsupportedScan::may_find(rdb(v), &profile(dest)).is_empty(), "RDB {v} into {dest:?}");
         }
-        let valkey = Profile { valkey: true, ..redis((9, 0, 0)) };
+        let valkey = Profile { valkey: true, ..profile((9, 0, 0)) };
         assert!(UnsupportedScan::may_find(valkey9, &valkey).is_empty());
     }
 }

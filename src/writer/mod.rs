@@ -1,7 +1,8 @@
 //! The destination side: a pipelined connection that writes commands into any Redis
 //! and checks every reply ([`Destination`]), the destination's [`profile::Profile`]
 //! (probed once), and [`apply::Applier`], which turns snapshot records and stream
-//! units into commands for it.
+//! units into commands for it ([`payload`] re-encodes values as `RESTORE` payloads for
+//! destinations older than the source).
 //!
 //! Every command sent is remembered (db, name, key, and the source offset it completes)
 //! until its reply arrives; replies come back in order, so each one is matched with its
@@ -23,6 +24,7 @@
 pub mod adapt;
 pub mod apply;
 pub mod filter;
+pub mod payload;
 pub mod profile;
 
 use std::collections::{HashMap, HashSet, VecDeque};
