@@ -11,26 +11,28 @@
 //!   ([`replica::spool`]), acknowledges offsets, and continues after a dropped link;
 //!   [`replica::stream`] turns the command stream into units (commands, `MULTI`/`EXEC`
 //!   transactions, controls) with their db and offsets.
-//! - [`net`]: `redis://`/`rediss://` URLs, TCP and TLS connections (shared with the
-//!   destination side to come).
-//! - [`writer`]: the destination side. A pipelined connection that checks every reply
-//!   and reports the source offset the destination confirmed; the destination's
-//!   profile; the applier that turns snapshot records and stream units into commands
-//!   the destination's version takes; [`writer::payload`], `RESTORE` payloads
+//! - [`net`]: `redis://`/`rediss://` URLs, TCP and TLS connections, for both sides.
+//! - [`writer`]: the destination side. A pipelined writer over one or more connections
+//!   (each key always on the same one) that checks every reply and reports the source
+//!   offset the destination confirmed; the destination's profile; [`writer::plan`], how
+//!   each key goes (its own `RESTORE` payload, a re-encoded one, or commands) and what
+//!   the destination cannot hold; [`writer::apply`], which carries the plan out for
+//!   snapshot records and stream units; [`writer::payload`], `RESTORE` payloads
 //!   re-encoded in the plain types for destinations older than the source.
-//! - [`verify`]: compares a source and a destination (the quick level: key counts per
-//!   db, through the db mapping).
+//! - [`verify`]: compares a source and a destination: the quick level (key counts per
+//!   db, through the db mapping) and [`verify::deep`] (every key, both directions).
 //! - [`output`]: turns records into the `decode` command's formats (JSON Lines, RESP
 //!   commands, a summary).
-//! - [`resp`]: RESP encoding of commands, and [`resp::reader`], incremental reading of
-//!   commands (multibulk and inline) from a byte stream.
+//! - [`resp`]: RESP encoding of commands, [`resp::reader`], incremental reading of
+//!   commands (multibulk and inline) from a byte stream, and the two reply readers:
+//!   [`resp::reply`] (whether each reply succeeded) and [`resp::value`] (whole values).
 //! - [`crc64`]: the CRC-64 Redis uses for RDB trailers and DUMP payloads.
 //! - [`bytesfmt`]: printing byte strings from the data in messages.
 //!
 //! The binary (`src/main.rs`, with `src/cli/` for the subcommands that talk to servers)
 //! is a thin command line over these.
 //!
-//! Still to come: parallel destination connections, and the deep verification.
+//! Still to come: cluster destinations, exactly-once resume, a SCAN-based source.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]

@@ -25,6 +25,7 @@ pub mod adapt;
 pub mod apply;
 pub mod filter;
 pub mod payload;
+pub mod plan;
 pub mod profile;
 
 use std::collections::{HashMap, HashSet, VecDeque};
