@@ -205,3 +205,73 @@ fn sync_stops_at_a_refused_stream_command() {
     assert!(err.contains("the stream is applied up to source offset"), "{err}");
     assert_eq!(target.client().cmd(&[b"GET", b"before"]).as_string(), "1", "the snapshot was applied");
 }
+
+/// A source holding collections in db 0 and db 3, and its RDB file.
+fn collections_source() -> Option<RedisServer> {
+    let source = RedisServer::start("7.0.15")?;
+    let mut c = source.client();
+    for db in [b"0", b"3"] {
+        c.cmd(&[b"SELECT", db]);
+        for i in 0..50 {
+            let k = format!("h:{i}");
+            c.cmd(&[b"HSET", k.as_bytes(), b"f", b"v", b"g", b"w"]);
+            c.cmd(&[b"RPUSH", format!("l:{i}").as_bytes(), b"a", b"b"]);
+        }
+    }
+    c.cmd(&[b"SAVE"]).ok();
+    Some(source)
+}
+
+fn keys_in(target: &RedisServer, db: &[u8]) -> i64 {
+    let mut c = target.client();
+    c.cmd(&[b"SELECT", db]);
+    c.cmd(&[b"DBSIZE"]).as_int()
+}
+
+/// A destination that refuses RESTORE to the user redis-ferry logs in as (the default
+/// user, or a named ACL user), as managed services do: found at the start, and every
+/// key goes as commands.
+#[test]
+fn a_destination_refusing_restore_gets_commands() {
+    let Some(source) = collections_source() else { return };
+    let Some(default_user) = RedisServer::start("6.2.14") else { return };
+    assert!(default_user.client().cmd_str(&["ACL", "SETUSER", "default", "-restore"]).is_ok());
+    let Some(acl) = RedisServer::start("6.2.14") else { return };
+    assert!(acl.client().cmd_str(&["ACL", "SETUSER", "ferry", "on", ">secret", "~*", "+@all", "-restore"]).is_ok());
+    for (target, url) in
+        [(&default_user, format!("redis://{}", default_user.addr())), (&acl, format!("redis://ferry:secret@{}", acl.addr()))]
+    {
+        let out = ferry().args(["restore", "--target", &url, source.rdb_path().to_str().unwrap()]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{url}: {err}");
+        assert!(err.contains("(0 with RESTORE"), "{url}: {err}");
+        assert_eq!((keys_in(target, b"0"), keys_in(target, b"3")), (100, 100), "{url}: {err}");
+    }
+    // The same source into a destination that takes RESTORE does use it.
+    let Some(plain) = RedisServer::start("6.2.14") else { return };
+    let out = ferry().args(["restore", "--target", &format!("redis://{}", plain.addr()), source.rdb_path().to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("with RESTORE") && !err.contains("(0 with RESTORE"), "{err}");
+}
+
+/// A destination that refuses SELECT (single-db managed services): a clear error
+/// pointing at --target-db, and with it everything lands in the one db.
+#[test]
+fn a_destination_refusing_select_needs_target_db() {
+    let Some(source) = collections_source() else { return };
+    let Some(target) = RedisServer::start("6.2.14") else { return };
+    assert!(target.client().cmd_str(&["ACL", "SETUSER", "ferry", "on", ">secret", "~*", "+@all", "-select"]).is_ok());
+    let url = format!("redis://ferry:secret@{}", target.addr());
+    let out = ferry().args(["restore", "--target", &url, source.rdb_path().to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("refuses SELECT") && err.contains("--target-db 0"), "{err}");
+    let out = ferry()
+        .args(["restore", "--flush-target", "--target-db", "0", "--target", &url, source.rdb_path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    // db 0 and db 3 hold the same key names: folded, 100 keys remain.
+    assert_eq!(target.client().cmd(&[b"DBSIZE"]).as_int(), 100, "{err}");
+}

@@ -186,6 +186,12 @@ pub fn connect(args: &TargetArgs) -> anyhow::Result<redis_ferry::writer::Destina
     let dest = redis_ferry::writer::Destination::connect(&endpoint, &connect, args.writer_options()?)?;
     let p = dest.profile();
     eprintln!("redis-ferry: destination {}: {}{}", dest.server(), p.server, if p.cluster { " (cluster mode)" } else { "" });
+    if p.refuses.restore {
+        eprintln!("redis-ferry: note: the destination refuses RESTORE: every key goes as commands");
+    }
+    if p.refuses.select {
+        eprintln!("redis-ferry: note: the destination refuses SELECT: everything must go into the db it starts in");
+    }
     if p.cluster {
         anyhow::bail!("{}: cluster-mode destinations are not supported yet", dest.server());
     }

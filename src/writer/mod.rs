@@ -284,7 +284,8 @@ impl Destination {
             })
         };
         let mut first = open()?;
-        let profile = Profile::probe(&mut first.conn)?;
+        let mut profile = Profile::probe(&mut first.conn)?;
+        profile.probe_writes(&mut first.conn, selected)?;
         let mut lanes = vec![first];
         for _ in 1..opts.connections.max(1) {
             lanes.push(open()?);
@@ -459,6 +460,13 @@ impl Destination {
     fn selected_on(&mut self, lane: usize) -> Result<(), WriteError> {
         if self.lanes[lane].selected == self.target {
             return Ok(());
+        }
+        if self.profile.refuses.select {
+            return Err(WriteError::Unsupported(format!(
+                "the destination refuses SELECT, so everything must go into db {} (the db it starts in); \
+                 a key of destination db {} came: use --target-db {} (or --db-map) to write every db there",
+                self.lanes[lane].selected, self.target, self.lanes[lane].selected
+            )));
         }
         let mut c = Command::new("SELECT");
         c.arg_uint(u64::from(self.target));

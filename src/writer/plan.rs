@@ -177,6 +177,7 @@ mod tests {
             valkey: false,
             cluster: false,
             keyspace: vec![],
+            refuses: Default::default(),
         }
     }
 

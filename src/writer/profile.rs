@@ -1,7 +1,7 @@
 //! What a destination is and can hold, probed once at the start. Code asks the profile
 //! ("has it streams?"), never compares version numbers itself.
 
-use crate::net::{Conn, NetError};
+use crate::net::{Conn, NetError, Reply};
 
 /// A destination server as probed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,19 @@ pub struct Profile {
     pub cluster: bool,
     /// Dbs that hold keys: (db, keys).
     pub keyspace: Vec<(u32, u64)>,
+    /// Commands its version has that it refuses (renamed, disabled, or not allowed to
+    /// our user), found by [`Profile::probe_writes`].
+    pub refuses: Refused,
+}
+
+/// Commands a destination refuses though its version has them (managed services
+/// rename or disable some; an ACL user may lack them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// `RESTORE`: keys go as commands.
+    pub restore: bool,
+    /// `SELECT`: everything must go into the db the connection starts in.
+    pub select: bool,
 }
 
 impl Profile {
@@ -35,7 +48,38 @@ impl Profile {
         let cluster = conn.info("cluster").map(|t| t.contains("cluster_enabled:1")).unwrap_or(false);
         let keyspace = crate::verify::keyspace(conn)?.into_iter().map(|(db, c)| (db, c.keys)).collect();
         let name = if valkey { "Valkey" } else { "Redis" };
-        Ok(Profile { server: format!("{name} {version_text}"), version, valkey, cluster, keyspace })
+        Ok(Profile {
+            server: format!("{name} {version_text}"),
+            version,
+            valkey,
+            cluster,
+            keyspace,
+            refuses: Refused::default(),
+        })
+    }
+
+    /// Finds which write-path commands the destination refuses, by trying them where
+    /// that changes nothing: `RESTORE` of a payload that cannot be valid (a server that
+    /// takes the command answers that the payload is wrong; one that refuses it says
+    /// so: unknown command, no permission), and `SELECT` of the db already selected.
+    pub fn probe_writes(&mut self, conn: &mut Conn, db: u32) -> Result<(), NetError> {
+        let t = std::time::Duration::from_secs(10);
+        if self.rdb_version().is_some() {
+            let reply = conn.call(&[b"RESTORE", b"redis-ferry:probe", b"0", b"not a payload"], t)?;
+            self.refuses.restore = match reply {
+                Reply::Error(e) => !takes_restore(&e),
+                // Accepting that payload would be a server we do not understand.
+                _ => true,
+            };
+        }
+        let reply = conn.call(&[b"SELECT", db.to_string().as_bytes()], t)?;
+        self.refuses.select = matches!(reply, Reply::Error(_));
+        Ok(())
+    }
+
+    /// `RESTORE` can be used (the version has it and the server takes it).
+    pub fn has_restore(&self) -> bool {
+        self.rdb_version().is_some() && !self.refuses.restore
     }
 
     /// At least Redis `major.minor` (Valkey counts as Redis 7.2 and up).
@@ -112,7 +156,7 @@ impl Profile {
     /// (`verifyDumpPayload`: exactly 6 on 2.6-3.0, exactly 7 on 3.2.0, up to its own
     /// from 3.2.1; Valkey 8 up to 11 in its default strict mode). Unknown versions: no.
     pub fn accepts_payload(&self, v: u32) -> bool {
-        let Some(own) = self.rdb_version() else { return false };
+        let Some(own) = self.rdb_version().filter(|_| !self.refuses.restore) else { return false };
         if self.valkey {
             return v <= own && !(12..80).contains(&v);
         }
@@ -140,12 +184,31 @@ impl Profile {
 }
 
 
+/// Whether an error reply to `RESTORE` of a bad payload comes from a server that runs
+/// the command (it looked at the payload), rather than one that refuses it.
+fn takes_restore(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    e.contains("payload") || e.contains("checksum") || e.contains("bad data format")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(v: (u32, u32, u32)) -> Profile {
-        Profile { server: String::new(), version: v, valkey: false, cluster: false, keyspace: vec![] }
+        Profile { server: String::new(), version: v, valkey: false, cluster: false, keyspace: vec![], refuses: Refused::default() }
+    }
+
+    #[test]
+    fn a_refused_restore_is_told_from_a_bad_payload() {
+        assert!(takes_restore("ERR DUMP payload version or checksum are wrong"));
+        assert!(takes_restore("ERR Bad data format"));
+        assert!(!takes_restore("ERR unknown command 'RESTORE'"));
+        assert!(!takes_restore("ERR unknown command `RESTORE`, with args beginning with: `redis-ferry:probe`, "));
+        assert!(!takes_restore("NOPERM this user has no permissions to run the 'restore' command"));
+        let mut refusing = p((7, 0, 15));
+        refusing.refuses.restore = true;
+        assert!(!refusing.has_restore() && !refusing.accepts_payload(10) && p((7, 0, 15)).has_restore());
     }
 
     #[test]
