@@ -275,3 +275,37 @@ fn a_destination_refusing_select_needs_target_db() {
     // db 0 and db 3 hold the same key names: folded, 100 keys remain.
     assert_eq!(target.client().cmd(&[b"DBSIZE"]).as_int(), 100, "{err}");
 }
+
+/// A destination that takes arguments of at most 1 MB (`proto-max-bulk-len`): a
+/// collection whose RESTORE payload would be longer goes as commands; a longer string
+/// cannot go at all, and says so.
+#[test]
+fn the_destination_bulk_length_limit_is_respected() {
+    let Some(source) = RedisServer::start("7.0.15") else { return };
+    let Some(target) = RedisServer::start("6.2.14") else { return };
+    assert!(target.client().cmd_str(&["CONFIG", "SET", "proto-max-bulk-len", "1048576"]).is_ok());
+    let mut c = source.client();
+    let members: Vec<String> = (0..30000).map(|i| format!("member-{i:08}-{}", "x".repeat(40))).collect();
+    for chunk in members.chunks(1000) {
+        let mut cmd = vec!["SADD".to_string(), "big:set".into()];
+        cmd.extend(chunk.iter().cloned());
+        assert!(!c.cmd(&cmd.iter().map(|s| s.as_bytes()).collect::<Vec<_>>()).is_error());
+    }
+    c.cmd(&[b"HSET", b"small:hash", b"f", b"v"]);
+    c.cmd(&[b"SAVE"]).ok();
+    let url = format!("redis://{}", target.addr());
+    let run = |extra: &[&str]| {
+        let out = ferry().args(["restore", "--target", &url]).args(extra).arg(source.rdb_path()).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["--restore-max-bytes", "8000000"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("1 with RESTORE"), "only the small hash: {err}");
+    assert_eq!(target.client().cmd(&[b"SCARD", b"big:set"]).as_int(), 30000);
+
+    c.cmd(&[b"SET", b"big:string", "s".repeat(1_100_000).as_bytes()]);
+    c.cmd(&[b"SAVE"]).ok();
+    let (code, err) = run(&["--flush-target"]);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("key \"big:string\" (db 0)") && err.contains("1100000 bytes") && err.contains("proto-max-bulk-len"), "{err}");
+}

@@ -138,6 +138,8 @@ pub struct Applier {
     reader: CommandReader,
     /// Inside a key being skipped.
     skipping: bool,
+    /// The current snapshot key and its db, for messages (the buffer is reused).
+    key: (u64, Vec<u8>),
     /// The current key may carry field TTLs the destination cannot hold: its
     /// `HPEXPIREAT`s are held back, and if there was one the key is removed again.
     drop_field_ttls: Option<(u64, Vec<u8>)>,
@@ -181,6 +183,7 @@ impl Applier {
             buf,
             reader: CommandReader::new(ReaderLimits { max_bulk: usize::MAX, ..ReaderLimits::default() }, 0),
             skipping: false,
+            key: (0, Vec::new()),
             drop_field_ttls: None,
             saw_field_ttl: false,
             source_version: None,
@@ -232,7 +235,9 @@ impl Applier {
                     }),
                     Via::Reencoded(version) => self.payload.finish(version).ok(),
                 };
-                let Some(payload) = payload else { return self.send_rendered(dest) };
+                // Too big for the destination's bulk-length limit: the commands go instead.
+                let fits = |p: &Payload| (p.value.len() + p.footer.len()) as u64 <= dest.profile().max_bulk;
+                let Some(payload) = payload.filter(fits) else { return self.send_rendered(dest) };
                 // The held-back commands are not needed.
                 self.buf.0.borrow_mut().clear();
                 if !restore(dest, &rk, payload.parts())? {
@@ -247,6 +252,9 @@ impl Applier {
             }
             Record::Key(k) => {
                 self.skipping = false;
+                self.key.0 = k.db;
+                self.key.1.clear();
+                self.key.1.extend_from_slice(k.key);
                 if !self.opts.filter.admits(k.key) {
                     self.stats.filtered_keys += 1;
                     self.skipping = true;
@@ -303,6 +311,16 @@ impl Applier {
                 return Ok(());
             }
             Record::Value(_) if self.skipping => return Ok(()),
+            Record::Value(crate::rdb::Chunk::String(e)) if e.len() as u64 > dest.profile().max_bulk => {
+                return Err(WriteError::Unsupported(format!(
+                    "key {} (db {}) cannot be written: its value is {} bytes and the destination takes arguments \
+                     of at most {} bytes (proto-max-bulk-len)",
+                    Printable(&self.key.1),
+                    self.key.0,
+                    e.len(),
+                    dest.profile().max_bulk
+                )));
+            }
             Record::KeyEnd if self.skipping => {
                 self.skipping = false;
                 return Ok(());

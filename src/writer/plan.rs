@@ -178,6 +178,7 @@ mod tests {
             cluster: false,
             keyspace: vec![],
             refuses: Default::default(),
+            max_bulk: 512 << 20,
         }
     }
 

@@ -19,7 +19,13 @@ pub struct Profile {
     /// Commands its version has that it refuses (renamed, disabled, or not allowed to
     /// our user), found by [`Profile::probe_writes`].
     pub refuses: Refused,
+    /// The longest argument it takes (`proto-max-bulk-len` where `CONFIG GET` is
+    /// allowed, else the default: 512 MB).
+    pub max_bulk: u64,
 }
+
+/// `proto-max-bulk-len`'s default (and the fixed limit before 3.2).
+pub const DEFAULT_MAX_BULK: u64 = 512 << 20;
 
 /// Commands a destination refuses though its version has them (managed services
 /// rename or disable some; an ACL user may lack them).
@@ -55,6 +61,7 @@ impl Profile {
             cluster,
             keyspace,
             refuses: Refused::default(),
+            max_bulk: DEFAULT_MAX_BULK,
         })
     }
 
@@ -74,6 +81,19 @@ impl Profile {
         }
         let reply = conn.call(&[b"SELECT", db.to_string().as_bytes()], t)?;
         self.refuses.select = matches!(reply, Reply::Error(_));
+        // CONFIG is often refused by managed services: then the default.
+        conn.send(&[b"CONFIG", b"GET", b"proto-max-bulk-len"])?;
+        let reply = conn.read_values(1, t, "CONFIG GET")?.pop();
+        if let Some(n) = reply
+            .as_ref()
+            .and_then(|v| v.items())
+            .and_then(|items| items.get(1))
+            .and_then(|v| v.bytes())
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|t| t.parse::<u64>().ok())
+        {
+            self.max_bulk = n;
+        }
         Ok(())
     }
 
@@ -196,7 +216,15 @@ mod tests {
     use super::*;
 
     fn p(v: (u32, u32, u32)) -> Profile {
-        Profile { server: String::new(), version: v, valkey: false, cluster: false, keyspace: vec![], refuses: Refused::default() }
+        Profile {
+            server: String::new(),
+            version: v,
+            valkey: false,
+            cluster: false,
+            keyspace: vec![],
+            refuses: Refused::default(),
+            max_bulk: DEFAULT_MAX_BULK,
+        }
     }
 
     #[test]
