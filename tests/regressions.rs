@@ -142,3 +142,17 @@ fn reads_to_end(stream: &[u8]) -> bool {
     let out = harness::run_command_stream(stream, &redis_ferry::replica::stream::StreamLimits::default(), 0);
     out.error.is_none() && out.offset == harness::STREAM_START + stream.len() as u64
 }
+
+/// Replies whose line is empty (`\r\n` where a type byte should be): found by `replies`
+/// as a panic in the whole-value parser (it sliced the line from after the type byte).
+#[test]
+fn a_reply_line_without_a_type_byte_is_an_error() {
+    harness::check_replies(&regression("replies-empty-line.bin"));
+}
+
+/// An error reply with a bare LF inside its line: found by `replies`; the whole-value
+/// parser took it as one line, the writer's reply reader refused it. Both refuse it now.
+#[test]
+fn a_bare_lf_in_a_reply_line_is_refused_by_both_readers() {
+    harness::check_replies(&regression("replies-bare-lf.bin"));
+}

@@ -524,3 +524,72 @@ pub fn run_command_stream(stream: &[u8], limits: &StreamLimits, piece: usize) ->
     StreamOutcome { units, error: None, offset: s.offset(), db: s.db(), in_transaction: s.in_transaction() }
 }
 
+
+/// Any bytes as a stream of replies, read by both reply readers: the pipelined
+/// writer's [`ReplyReader`] (fed in `piece`-byte pieces, the first byte choosing the
+/// size) and the whole-value parser [`redis_ferry::resp::value::parse`]. Panics when
+/// they disagree about how many replies there are, which are errors and where the
+/// first bad byte is (within the value parser's tighter limits, which it must report
+/// rather than cross), or when the value parser's answer depends on how much of the
+/// input it sees (a prefix of a whole reply is "not yet", never an error or another
+/// reply).
+pub fn check_replies(data: &[u8]) {
+    use redis_ferry::resp::reply::{ReplyReader, Summary};
+    use redis_ferry::resp::value::{parse, Value, ValueLimits};
+    let Some((&selector, input)) = data.split_first() else { return };
+    let piece = usize::from(selector % 33).max(1);
+    let limits = ValueLimits { max_bulk: 1 << 16, max_items: 1 << 12, max_depth: 8 };
+
+    // The value parser, over the whole input.
+    let mut values = Vec::new();
+    let mut pos = 0;
+    let mut value_error = None;
+    while pos < input.len() {
+        match parse(&input[pos..], pos as u64, &limits) {
+            Ok(Some((v, used))) => {
+                assert!(used > 0 && pos + used <= input.len(), "a reply of {used} bytes at {pos}");
+                // Every prefix of a whole reply is incomplete.
+                for cut in [0, used / 2, used.saturating_sub(1)] {
+                    if cut < used {
+                        assert_eq!(parse(&input[pos..pos + cut], pos as u64, &limits).ok(), Some(None), "prefix of {cut} bytes at {pos}");
+                    }
+                }
+                values.push((v, pos + used));
+                pos += used;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                assert!(e.offset >= pos as u64 && e.offset <= input.len() as u64, "error offset {} outside {pos}..", e.offset);
+                value_error = Some(e);
+                break;
+            }
+        }
+    }
+
+    // The writer's reader, in pieces, up to where the value parser got.
+    let mut reader = ReplyReader::new();
+    let mut summaries = Vec::new();
+    let end = values.last().map(|(_, end)| *end).unwrap_or(0);
+    for chunk in input[..end].chunks(piece) {
+        reader.feed(chunk);
+        loop {
+            match reader.next_reply() {
+                Ok(Some(s)) => summaries.push(s),
+                Ok(None) => break,
+                Err(e) => panic!("the writer's reader fails at {} on replies the value parser read whole: {e}", e.offset),
+            }
+        }
+    }
+    assert_eq!(summaries.len(), values.len(), "number of replies");
+    for ((v, _), s) in values.iter().zip(&summaries) {
+        fn has_error(v: &Value) -> bool {
+            match v {
+                Value::Error(_) => true,
+                Value::Array(items) => items.iter().any(has_error),
+                _ => false,
+            }
+        }
+        assert_eq!(has_error(v), matches!(s, Summary::Error(_)), "error or not: {v:?} / {s:?}");
+    }
+    let _ = value_error;
+}

@@ -86,8 +86,14 @@ fn value(buf: &[u8], pos: &mut usize, base: u64, limits: &ValueLimits, depth: us
         }
         return Ok(None);
     };
-    let Some(&kind) = buf.get(at) else { return Ok(None) };
+    if line_end == at {
+        return Err(err("an empty reply line".into()));
+    }
+    let kind = buf[at];
     let line = &buf[at + 1..line_end];
+    if line.contains(&b'\n') {
+        return Err(err("a line not ending in CRLF (a bare LF in it)".into()));
+    }
     let number = || -> Result<i64, ReplyError> {
         std::str::from_utf8(line)
             .ok()
@@ -181,6 +187,10 @@ mod tests {
     fn bad_input_is_an_error_with_its_offset() {
         let l = ValueLimits::default();
         assert_eq!(parse(b"?x\r\n", 10, &l).unwrap_err().offset, 10);
+        // Found by fuzzing: a line with no type byte.
+        assert!(parse(b"\r\n", 0, &l).is_err());
+        assert!(parse(b"*1\r\n\r\n", 0, &l).is_err());
+        assert!(parse(b"-ERR a\nb\r\n", 0, &l).is_err(), "as the writer's reply reader says");
         assert!(parse(b":x\r\n", 0, &l).is_err());
         assert!(parse(b"$2\r\nabcd\r\n", 0, &l).is_err());
         let small = ValueLimits { max_bulk: 4, max_items: 2, max_depth: 2 };
