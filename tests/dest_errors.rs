@@ -309,3 +309,49 @@ fn the_destination_bulk_length_limit_is_respected() {
     assert_eq!(code, Some(5), "{err}");
     assert!(err.contains("key \"big:string\" (db 0)") && err.contains("1100000 bytes") && err.contains("proto-max-bulk-len"), "{err}");
 }
+
+/// A destination that cannot be used: wrong password, nothing listening, TLS whose
+/// certificate the system does not trust. Each a clear message and exit 5, before
+/// anything is written; with the right CA the same TLS destination works.
+#[test]
+fn a_destination_that_cannot_be_used() {
+    let Some(source) = collections_source() else { return };
+    let rdb = source.rdb_path();
+    let restore = |url: &str, extra: &[&str]| {
+        let out = ferry().args(["restore", "--target", url]).args(extra).arg(&rdb).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+
+    let Some(locked) = RedisServer::start("6.2.14") else { return };
+    assert!(locked.client().cmd_str(&["CONFIG", "SET", "requirepass", "right"]).is_ok());
+    let (code, err) = restore(&format!("redis://:wrong@{}", locked.addr()), &[]);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains(&locked.addr()) && !err.contains("wrong@"), "names the server, hides the password: {err}");
+
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (code, err) = restore(&format!("redis://127.0.0.1:{nobody}"), &[]);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("cannot connect"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    common::make_certs(dir.path());
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let config = [
+        ("tls-port", tls_port.as_str()),
+        ("tls-cert-file", cert.as_str()),
+        ("tls-key-file", key.as_str()),
+        ("tls-ca-cert-file", ca.as_str()),
+        ("tls-auth-clients", "no"),
+    ];
+    let Some(tls) = RedisServer::start_with("7.0.15", &config) else { return };
+    let url = format!("rediss://localhost:{tls_port}");
+    let (code, err) = restore(&url, &[]);
+    assert_eq!(code, Some(5), "{err}");
+    assert!(err.contains("TLS") && err.contains("not trusted"), "{err}");
+    assert_eq!(tls.client().cmd(&[b"DBSIZE"]).as_int(), 0, "nothing written");
+    let (code, err) = restore(&url, &["--target-ca", &ca]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(keys_in(&tls, b"0"), 100);
+}

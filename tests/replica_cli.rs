@@ -96,23 +96,10 @@ fn unreachable_source_and_bad_url_exit_codes() {
     assert!(err.contains("invalid server URL") && !err.contains("pw@"), "{err}");
 }
 
-/// Runs openssl to make a CA and a certificate for localhost/127.0.0.1 signed by it.
-fn make_certs(dir: &Path) {
-    let sh = |script: &str| {
-        let st = Command::new("sh").arg("-c").arg(script).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
-        assert!(st.success(), "openssl failed: {script}");
-    };
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=ferry test CA' \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign");
-    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost'");
-    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf && \
-        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf");
-}
-
 #[test]
 fn tls_source_verified_against_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
-    make_certs(dir.path());
+    common::make_certs(dir.path());
     let tls_port = free_port().to_string();
     let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
     let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));

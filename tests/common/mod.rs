@@ -750,3 +750,16 @@ pub fn read_reply(r: &mut impl BufRead) -> io::Result<Reply> {
 pub fn command<A: AsRef<[u8]>>(args: &[A]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.as_ref().to_vec()).collect()
 }
+
+/// Runs openssl to make a CA and a certificate for localhost/127.0.0.1 signed by it.
+pub fn make_certs(dir: &Path) {
+    let sh = |script: &str| {
+        let st = Command::new("sh").arg("-c").arg(script).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+        assert!(st.success(), "openssl failed: {script}");
+    };
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj '/CN=ferry test CA' \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost'");
+    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf && \
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf");
+}
