@@ -300,7 +300,8 @@ fn named(server: &RedisServer, name: &str) -> Client {
 /// While the stream runs, the clients still connected to the source are listed (a
 /// `clients` object, and a line for people), grouped by address with their names:
 /// the two applications' connections, and neither the replica link nor redis-ferry's
-/// own second connection. When one application leaves, the next listing shows it.
+/// own connections (its second connection, by its address and its name; another one
+/// named `redis-ferry`). When one application leaves, the next listing shows it.
 #[test]
 fn clients_still_on_the_source_are_listed() {
     for version in ["7.0.15", "3.2.6"] {
@@ -309,6 +310,8 @@ fn clients_still_on_the_source_are_listed() {
         fill(&source, 100);
         let a = named(&source, "app-a");
         let _b = named(&source, "app-b");
+        // Another redis-ferry's connection (say a cutover's) is recognised by its name.
+        let _other = named(&source, "redis-ferry");
         let run = spawn_json_sync(&[], &source, &target);
         let first = run.wait_for(Duration::from_secs(30), |v| v["type"] == "clients");
         assert_eq!(first["total"], 2, "{version}: {first}");
