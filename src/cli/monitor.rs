@@ -200,7 +200,12 @@ impl Monitor {
             bar
         });
         status::set_bar(bar.clone());
-        let every = |default: f64| Duration::from_secs_f64(interval.unwrap_or(default).max(UPDATE_EVERY.as_secs_f64()));
+        let every = |default: f64| {
+            let secs = interval.unwrap_or(default);
+            // At least one update, at most a day (and NaN is the least).
+            let secs = if secs >= UPDATE_EVERY.as_secs_f64() { secs.min(86_400.0) } else { UPDATE_EVERY.as_secs_f64() };
+            Duration::from_secs_f64(secs)
+        };
         let now = Instant::now();
         let mut m = Monitor {
             plain: !quiet && bar.is_none(),
