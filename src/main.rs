@@ -33,6 +33,9 @@ mod exit {
     pub const PARTIAL: u8 = 6;
     /// Stopped by SIGINT/SIGTERM before the snapshot was applied.
     pub const INTERRUPTED: u8 = 7;
+    /// `sync --cutover`: not safe to switch (the pause ended before the destination
+    /// confirmed the source's last offset, or before the check was done).
+    pub const NOT_SAFE: u8 = 8;
 }
 
 #[derive(Parser, Debug)]
@@ -111,7 +114,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::OK);
             }
             eprintln!("redis-ferry: error: {err:#}");
-            ExitCode::from(exit_code(&err))
+            let code = exit_code(&err);
+            cli::status::error(&format!("{err:#}"), code);
+            ExitCode::from(code)
         }
     }
 }
@@ -135,6 +140,11 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<cli::target::Interrupted>().is_some() {
             return exit::INTERRUPTED;
+        }
+        match cause.downcast_ref::<cli::cutover::CutoverError>() {
+            Some(cli::cutover::CutoverError::Refused { .. }) => return exit::SERVER,
+            Some(cli::cutover::CutoverError::NotSafe(_)) => return exit::NOT_SAFE,
+            None => {}
         }
         match cause.downcast_ref::<redis_ferry::writer::WriteError>() {
             Some(redis_ferry::writer::WriteError::BadReply { .. }) => return exit::BAD_INPUT,

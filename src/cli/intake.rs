@@ -22,6 +22,8 @@ use redis_ferry::writer::apply::{Applier, Capture, UnsupportedScan};
 use redis_ferry::writer::filter::KeyFilter;
 use redis_ferry::writer::Destination;
 
+use super::monitor::{Counters, Monitor, Phase};
+use super::status;
 use super::target::{self, Interrupted, TargetArgs};
 
 /// Pieces read back from the temporary file.
@@ -38,6 +40,9 @@ pub struct Intake {
     /// Where the temporary file goes (`--spool-dir`), else the system's temporary dir.
     temp_dir: Option<PathBuf>,
     source: String,
+    /// Snapshot bytes taken in, and the announced length.
+    bytes: u64,
+    total: Option<u64>,
 }
 
 enum State {
@@ -68,7 +73,19 @@ impl Intake {
             check: (!target.skip_unsupported).then(|| target.apply_options().filter),
             temp_dir,
             source: source.to_string(),
+            bytes: 0,
+            total: None,
         }
+    }
+
+    /// The snapshot's announced length (`None`: diskless).
+    pub fn set_total(&mut self, total: Option<u64>) {
+        self.total = total;
+    }
+
+    /// Snapshot bytes taken in so far, and of how many.
+    pub fn progress(&self) -> (u64, Option<u64>) {
+        (self.bytes, self.total)
     }
 
     /// When the snapshot began.
@@ -91,6 +108,7 @@ impl Intake {
 
     /// Takes in the next snapshot bytes.
     pub fn data(&mut self, data: &[u8], applier: &mut Applier, dest: &mut Destination) -> anyhow::Result<()> {
+        self.bytes += data.len() as u64;
         match &mut self.state {
             State::Header(pending) => {
                 pending.extend_from_slice(data);
@@ -136,11 +154,14 @@ impl Intake {
                 .with_context(|| format!("creating a temporary file for the snapshot in {}", dir.display()))?,
             None => tempfile::tempfile().context("creating a temporary file for the snapshot")?,
         };
-        eprintln!(
-            "redis-ferry: checking the snapshot for data {server} cannot hold before writing anything (a {v} \
-             snapshot may have {}); it is buffered to a temporary file meanwhile (--skip-unsupported writes \
-             it as it arrives, leaving such data out)",
-            risks.join(", ")
+        status::info(
+            "checking_snapshot",
+            &format!(
+                "checking the snapshot for data {server} cannot hold before writing anything (a {v} snapshot may \
+                 have {}); it is buffered to a temporary file meanwhile (--skip-unsupported writes it as it \
+                 arrives, leaving such data out)",
+                risks.join(", ")
+            ),
         );
         let filter = self.check.clone().unwrap_or_default();
         let mut c = Box::new(Checking {
@@ -158,8 +179,15 @@ impl Intake {
 
     /// The snapshot is complete (`bytes` long): applies what is left, or, after a
     /// check, stops or applies it all from the temporary file. A stop request (`stop`)
-    /// is heeded between pieces of the file.
-    pub fn end(&mut self, bytes: u64, applier: &mut Applier, dest: &mut Destination, stop: &AtomicBool) -> anyhow::Result<()> {
+    /// is heeded between pieces of the file, and `monitor` shows how far it got.
+    pub fn end(
+        &mut self,
+        bytes: u64,
+        applier: &mut Applier,
+        dest: &mut Destination,
+        stop: &AtomicBool,
+        monitor: &mut Monitor,
+    ) -> anyhow::Result<()> {
         match std::mem::replace(&mut self.state, State::Header(Vec::new())) {
             State::Header(pending) => {
                 // Shorter than a header: the decoder says what is missing.
@@ -168,7 +196,7 @@ impl Intake {
                 self.end_direct(decoder, bytes, applier, dest)
             }
             State::Direct(decoder) => self.end_direct(decoder, bytes, applier, dest),
-            State::Checking(c) => self.end_checked(*c, bytes, applier, dest, stop),
+            State::Checking(c) => self.end_checked(*c, bytes, applier, dest, stop, monitor),
         }
     }
 
@@ -190,6 +218,7 @@ impl Intake {
         applier: &mut Applier,
         dest: &mut Destination,
         stop: &AtomicBool,
+        monitor: &mut Monitor,
     ) -> anyhow::Result<()> {
         c.decoder.finish();
         c.scan_records(dest, &self.source)?;
@@ -205,22 +234,30 @@ impl Intake {
             };
             return Err(target::cannot_hold(&c.scan, &server, nothing));
         }
-        eprintln!(
-            "redis-ferry: snapshot checked in {:.1} s: nothing {server} cannot hold; applying the {} bytes \
-             buffered to a temporary file",
+        let text = format!(
+            "snapshot checked in {:.1} s: nothing {server} cannot hold; applying the {} bytes buffered to a \
+             temporary file",
             self.started.elapsed().as_secs_f64(),
             c.bytes
         );
+        let total = c.bytes;
+        monitor.phase(Phase::Applying, &text, |j| j.u64("bytes", total));
+        let mut read_back = 0u64;
         let mut file = c.file.into_inner().map_err(|e| e.into_error()).context("buffering the snapshot to a temporary file")?;
         file.seek(SeekFrom::Start(0)).context("reading back the snapshot's temporary file")?;
         let mut decoder = Box::new(Decoder::with_options(self.decoder_options.clone()));
         let mut buf = vec![0u8; PIECE];
         loop {
             if stop.load(Ordering::Relaxed) {
-                eprintln!("redis-ferry: stopping");
+                status::info("stopping", "stopping");
                 return Err(Interrupted::PartlyWritten.into());
             }
             let n = file.read(&mut buf).context("reading back the snapshot's temporary file")?;
+            read_back += n as u64;
+            if monitor.due() {
+                let c = Counters { bytes: read_back, total: Some(total), ..Counters::of(applier.stats(), dest) };
+                monitor.update(&c);
+            }
             if n == 0 {
                 decoder.finish();
             } else {

@@ -1,14 +1,20 @@
 //! `redis-ferry restore`: load an RDB file into a destination of any version.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use redis_ferry::rdb::{Decoder, RdbReader};
+use indicatif::HumanBytes;
+use redis_ferry::rdb::{Decoder, RdbReader, Record};
+use redis_ferry::verify::DbCount;
 use redis_ferry::writer::apply::{Applier, Capture, UnsupportedScan};
+use redis_ferry::writer::filter::KeyFilter;
 
+use super::monitor::{keys_json, Counters, Monitor, OutputArgs, Phase};
+use super::status::{self, Json};
 use super::target::{self, TargetArgs};
 
 #[derive(clap::Args, Debug)]
@@ -17,40 +23,75 @@ pub struct RestoreArgs {
     pub target: TargetArgs,
     /// The RDB file (any version).
     pub file: PathBuf,
+    /// Then compare the destination with the file: the keys per db the file holds
+    /// (through --db-map and --match/--exclude, less keys already expired) against the
+    /// destination's INFO keyspace; exit 1 if they differ.
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
-    let file = File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+    status::start(args.output.json);
+    let what = args.file.display().to_string();
+    let file = File::open(&args.file).with_context(|| format!("opening {what}"))?;
+    let size = file.metadata().map(|m| m.len()).ok();
+    let mut monitor = Monitor::new(args.output.quiet, args.output.progress_interval);
+    monitor.phase(Phase::Connecting, "", |j| {
+        j.str("file", &what).opt_u64("file_bytes", size).str("target", &redis_ferry::net::url::redact(&args.target.target))
+    });
     let mut dest = target::connect(&args.target)?;
     if !args.target.skip_unsupported {
         // A first pass, so that nothing is written when something cannot be.
+        let server = dest.profile().server.clone();
+        monitor.phase(
+            Phase::Checking,
+            &format!("checking {what} for data {server} cannot hold before writing anything"),
+            |j| j.opt_u64("bytes", size),
+        );
         let mut scan = UnsupportedScan::new(args.target.apply_options().filter);
-        let mut reader = RdbReader::new(File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?);
-        while let Some(r) = reader.next_record().with_context(|| format!("decoding {}", args.file.display()))? {
+        let mut reader = RdbReader::new(File::open(&args.file).with_context(|| format!("opening {what}"))?);
+        let mut records = 0u32;
+        while let Some(r) = reader.next_record().with_context(|| format!("decoding {what}"))? {
             scan.record(&r, dest.profile());
+            records = records.wrapping_add(1);
+            if records % 4096 == 0 && monitor.due() {
+                let offset = reader.decoder().offset();
+                monitor.update(&Counters { bytes: offset, total: size, ..Counters::default() });
+            }
         }
         if scan.count > 0 {
-            return Err(target::cannot_hold(&scan, &dest.profile().server, "nothing was written"));
+            return Err(target::cannot_hold(&scan, &server, "nothing was written"));
         }
     }
+    monitor.phase(Phase::Applying, &format!("restoring {what}"), |j| j.opt_u64("bytes", size));
     let started = Instant::now();
     let mut applier = Applier::new(args.target.apply_options());
     let mut file = file;
     let mut decoder = Decoder::with_options(args.target.decoder_options());
-    let what = args.file.display().to_string();
+    let mut count = args.verify.then(|| FileCount::new(args.target.apply_options().filter));
     let mut buf = vec![0u8; 256 * 1024];
+    let mut read = 0u64;
     loop {
         let n = file.read(&mut buf).with_context(|| format!("reading {what}"))?;
+        read += n as u64;
         if n == 0 {
             decoder.finish();
         } else {
             decoder.feed(&buf[..n]);
+        }
+        if let Some(c) = count.as_mut() {
+            c.now_ms = now_ms();
         }
         loop {
             match decoder.advance() {
                 Ok(true) => {
                     let capture = Capture { capturing: decoder.capturing(), value: decoder.captured_value() };
                     if let Some(r) = decoder.current() {
+                        if let Some(c) = count.as_mut() {
+                            c.record(&r, dest.profile());
+                        }
                         applier.record(&r, capture, &mut dest).map_err(|e| written(e, &what))?;
                     }
                 }
@@ -64,6 +105,9 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        if monitor.due() {
+            monitor.update(&Counters { bytes: read, total: size, ..Counters::of(applier.stats(), &dest) });
+        }
         if decoder.is_done() || n == 0 {
             break;
         }
@@ -73,18 +117,122 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     }
     applier.end_snapshot(&mut dest, 0).map_err(|e| written(e, &what))?;
     dest.finish().map_err(|e| written(e, &what))?;
+    monitor.finish();
     let stats = applier.stats();
-    eprintln!(
-        "redis-ferry: restored {} from {what} in {:.1} s ({} with RESTORE, {} commands in all)",
+    let secs = started.elapsed().as_secs_f64();
+    let w = dest.stats();
+    let text = format!(
+        "restored {} from {what} in {secs:.1} s ({} with RESTORE, {} commands in all)",
         target::describe(stats),
-        started.elapsed().as_secs_f64(),
         stats.restored + stats.reencoded,
-        dest.stats().commands
+        w.commands
     );
+    status::line(&text);
+    let refused = dest.failures().len() as u64;
+    status::line(&format!(
+        "throughput: {} read at {}/s, {:.0} keys/s; {} written to the destination, {refused} refused",
+        HumanBytes(read),
+        HumanBytes((read as f64 / secs.max(1e-3)) as u64),
+        stats.total_keys() as f64 / secs.max(1e-3),
+        HumanBytes(w.bytes)
+    ));
     for s in stats.unsupported.iter().take(10) {
-        eprintln!("redis-ferry: skipped key {} (db {}): {}", s.key, s.db, s.why);
+        status::warning_with("skipped_key", &format!("skipped key {} (db {}): {}", s.key, s.db, s.why), |j| {
+            j.u64("db", s.db).str("key", &s.key).str("reason", &s.why)
+        });
     }
-    target::finish(&args.target, &dest)
+    Json::new("summary")
+        .str("command", "restore")
+        .str("result", "restored")
+        .str("message", &text)
+        .str("file", &what)
+        .u64("keys", stats.total_keys())
+        .object("keys_by_type", keys_json(&stats.keys))
+        .u64("restored", stats.restored)
+        .u64("reencoded", stats.reencoded)
+        .u64("expired", stats.expired)
+        .u64("unsupported", stats.unsupported_count)
+        .u64("filtered", stats.filtered_keys)
+        .u64("failed", refused)
+        .u64("bytes", read)
+        .u64("written_bytes", w.bytes)
+        .u64("written_commands", w.commands)
+        .f64("duration_sec", secs)
+        .f64("keys_per_sec", stats.total_keys() as f64 / secs.max(1e-3))
+        .f64("bytes_per_sec", read as f64 / secs.max(1e-3))
+        .emit();
+    target::finish(&args.target, &dest)?;
+
+    if let Some(count) = count {
+        monitor.phase(Phase::Verifying, "", |j| j.str("level", "quick"));
+        status::line(&format!("verify (quick): the keys of {what} per db (as \"source\") against the destination"));
+        let report = redis_ferry::verify::compare(
+            &count.dbs,
+            &super::verify::target_keyspace(&args.target)?,
+            &args.target.writer_options()?.db_map,
+        );
+        if !super::verify::show_quick(&report) {
+            return Err(super::verify::Different.into());
+        }
+    }
+    Ok(())
+}
+
+/// The keys per db of the file that should reach the destination: those the filters
+/// admit, that have not expired, and that the destination can hold (what
+/// [`UnsupportedScan`] finds is left out with --skip-unsupported, and stops the run
+/// without it). Counted from the decoder's records, apart from the writer's counters.
+struct FileCount {
+    filter: KeyFilter,
+    now_ms: i64,
+    dbs: BTreeMap<u32, DbCount>,
+    scan: UnsupportedScan,
+    /// The current key, if counted: its db and whether it has an expiry.
+    current: Option<(u32, bool)>,
+}
+
+impl FileCount {
+    fn new(filter: KeyFilter) -> FileCount {
+        FileCount {
+            scan: UnsupportedScan::new(filter.clone()),
+            filter,
+            now_ms: now_ms(),
+            dbs: BTreeMap::new(),
+            current: None,
+        }
+    }
+
+    fn record(&mut self, r: &Record, profile: &redis_ferry::writer::Profile) {
+        let before = self.scan.count;
+        self.scan.record(r, profile);
+        let unsupported = self.scan.count > before;
+        match r {
+            Record::Key(k) => {
+                self.current = None;
+                if self.filter.admits(k.key) && k.expire_at_ms.is_none_or(|ms| ms > self.now_ms) {
+                    let db = u32::try_from(k.db).unwrap_or(u32::MAX);
+                    let c = self.dbs.entry(db).or_default();
+                    c.keys += 1;
+                    c.expires += u64::from(k.expire_at_ms.is_some());
+                    self.current = Some((db, k.expire_at_ms.is_some()));
+                }
+            }
+            Record::Value(_) | Record::KeyEnd => {}
+            // A function library the destination cannot hold is not a key.
+            _ => return,
+        }
+        if unsupported {
+            if let Some((db, expires)) = self.current.take() {
+                let c = self.dbs.entry(db).or_default();
+                c.keys = c.keys.saturating_sub(1);
+                c.expires = c.expires.saturating_sub(u64::from(expires));
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A write error while restoring `what`.

@@ -46,12 +46,13 @@ impl SourceArgs {
             server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
         if self.source_insecure {
             if endpoint.tls {
-                eprintln!(
-                    "redis-ferry: WARNING: --source-insecure: the source's TLS certificate is NOT verified; \
-                     anyone on the network path can read and change the data"
+                super::status::warning(
+                    "insecure",
+                    "WARNING: --source-insecure: the source's TLS certificate is NOT verified; anyone on the \
+                     network path can read and change the data",
                 );
             } else {
-                eprintln!("redis-ferry: warning: --source-insecure has no effect without rediss://");
+                super::status::warning("insecure", "warning: --source-insecure has no effect without rediss://");
             }
         }
         let mut opts = SourceOptions::new(endpoint, purpose);

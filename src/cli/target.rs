@@ -90,9 +90,10 @@ impl TargetArgs {
             "--target-ca",
         )?;
         if self.target_insecure && endpoint.tls {
-            eprintln!(
-                "redis-ferry: WARNING: --target-insecure: the destination's TLS certificate is NOT verified; \
-                 anyone on the network path can read and change the data"
+            super::status::warning(
+                "insecure",
+                "WARNING: --target-insecure: the destination's TLS certificate is NOT verified; anyone on the \
+                 network path can read and change the data",
             );
         }
         Ok((endpoint, connect))
@@ -185,23 +186,37 @@ pub fn connect(args: &TargetArgs) -> anyhow::Result<redis_ferry::writer::Destina
     let (endpoint, connect) = args.endpoint()?;
     let dest = redis_ferry::writer::Destination::connect(&endpoint, &connect, args.writer_options()?)?;
     let p = dest.profile();
-    eprintln!("redis-ferry: destination {}: {}{}", dest.server(), p.server, if p.cluster { " (cluster mode)" } else { "" });
+    super::status::info_with(
+        "destination",
+        &format!("destination {}: {}{}", dest.server(), p.server, if p.cluster { " (cluster mode)" } else { "" }),
+        |j| j.str("server", dest.server()).str("version", &p.server).u64("keys", p.keys()),
+    );
     if p.refuses.restore {
-        eprintln!("redis-ferry: note: the destination refuses RESTORE: every key goes as commands");
+        super::status::info("refuses_restore", "note: the destination refuses RESTORE: every key goes as commands");
     }
     if p.refuses.select {
-        eprintln!("redis-ferry: note: the destination refuses SELECT: everything must go into the db it starts in");
+        super::status::info(
+            "refuses_select",
+            "note: the destination refuses SELECT: everything must go into the db it starts in",
+        );
     }
     if p.cluster {
         anyhow::bail!("{}: cluster-mode destinations are not supported yet", dest.server());
     }
     if p.keys() > 0 {
         let dbs: Vec<String> = p.keyspace.iter().map(|(db, n)| format!("db{db}: {n}")).collect();
-        eprintln!(
-            "redis-ferry: note: the destination already holds {} key(s) ({}){}",
-            p.keys(),
-            dbs.join(", "),
-            if args.flush_target { "; --flush-target empties each db before writing into it" } else { "; they are kept (keys with the same name are replaced)" }
+        super::status::warning(
+            "destination_not_empty",
+            &format!(
+                "note: the destination already holds {} key(s) ({}){}",
+                p.keys(),
+                dbs.join(", "),
+                if args.flush_target {
+                    "; --flush-target empties each db before writing into it"
+                } else {
+                    "; they are kept (keys with the same name are replaced)"
+                }
+            ),
         );
     }
     Ok(dest)
@@ -229,7 +244,11 @@ pub fn finish(args: &TargetArgs, dest: &redis_ferry::writer::Destination) -> any
         return Ok(());
     }
     for f in failures.iter().take(5) {
-        eprintln!("redis-ferry: refused: {} on {} (db {}): {}", f.command, f.key, f.db, f.reply);
+        super::status::warning_with(
+            "refused",
+            &format!("refused: {} on {} (db {}): {}", f.command, f.key, f.db, f.reply),
+            |j| j.u64("db", u64::from(f.db)).str("command", &f.command).str("key", &f.key).str("reply", &f.reply),
+        );
     }
     let where_ = match &args.report {
         Some(p) => format!("; all are listed in {}", p.display()),

@@ -287,6 +287,12 @@ impl Conn {
         &self.server
     }
 
+    /// This end of the connection (as the server's `CLIENT LIST` shows it in `addr=`,
+    /// when nothing translates addresses in between).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.tcp().local_addr().ok()
+    }
+
     /// Bytes received and not consumed yet.
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]

@@ -87,7 +87,11 @@ impl QuickReport {
 
 /// `INFO keyspace` of a server, per db.
 pub fn keyspace(conn: &mut Conn) -> Result<BTreeMap<u32, DbCount>, NetError> {
-    let text = conn.info("keyspace")?;
+    Ok(parse_keyspace(&conn.info("keyspace")?))
+}
+
+/// The per-db counts in the text of `INFO keyspace` (`db0:keys=1,expires=0,...`).
+pub fn parse_keyspace(text: &str) -> BTreeMap<u32, DbCount> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
         let Some((db, rest)) = line.strip_prefix("db").and_then(|l| l.split_once(':')) else { continue };
@@ -97,7 +101,7 @@ pub fn keyspace(conn: &mut Conn) -> Result<BTreeMap<u32, DbCount>, NetError> {
         };
         out.insert(db, DbCount { keys: field("keys="), expires: field("expires=") });
     }
-    Ok(out)
+    out
 }
 
 /// Compares key counts per destination db.
