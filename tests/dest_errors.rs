@@ -4,19 +4,10 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Client, RedisServer};
-
-fn ferry() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
-    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
-    c
-}
+use common::{ferry, start_sync, wait_caught_up, Client, RedisServer};
 
 /// A destination that refuses writes (`noeviction`) once it uses 512 KiB more than
 /// when empty (an empty 7.0 uses about 900 KB: a fixed `maxmemory 1mb` would leave
@@ -84,57 +75,6 @@ fn sync_into_a_full_destination() {
     assert!(written > 0 && written < 2000, "{written} keys written: {err}");
 }
 
-/// A `sync` running in the background, its stderr collected; `ready` fires once the
-/// snapshot is applied.
-struct Running {
-    child: Child,
-    ready: mpsc::Receiver<()>,
-    log: thread::JoinHandle<String>,
-}
-
-fn start_sync(source: &RedisServer, target: &RedisServer, extra: &[&str]) -> Running {
-    let mut child = ferry()
-        .arg("sync")
-        .args(extra)
-        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, ready) = mpsc::channel();
-    let log = thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.contains("replaying the command stream") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    Running { child, ready, log }
-}
-
-/// Waits until the source reports our acknowledged offset at its own.
-fn wait_caught_up(source: &RedisServer) {
-    let mut c = source.client();
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let info = c.info("replication");
-        let master: u64 = info.field("master_repl_offset").unwrap().parse().unwrap();
-        let acked: Option<u64> = info
-            .field("slave0")
-            .and_then(|s| s.split(',').find_map(|f| f.strip_prefix("offset=")).map(|o| o.parse().unwrap()));
-        if acked == Some(master) {
-            return;
-        }
-        assert!(Instant::now() < until, "sync did not catch up: acked {acked:?}, master {master}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A source and a destination where the stream command `SADD clash x` meets `clash`, a
 /// string already in the destination (never in the source's snapshot, and not
 /// flushed): the destination answers WRONGTYPE. `SET after 1` follows it.
@@ -161,13 +101,10 @@ fn sync_skips_a_refused_stream_command_and_reports_it() {
     let tmp = tempfile::tempdir().unwrap();
     let report = tmp.path().join("refused.jsonl");
     let run = start_sync(&source, &target, &["--on-error", "skip", "--report", report.to_str().unwrap()]);
-    run.ready.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    run.wait_ready();
     clash(&source);
     wait_caught_up(&source);
-    assert!(Command::new("kill").args(["-TERM", &run.child.id().to_string()]).status().unwrap().success());
-    let mut child = run.child;
-    let status = child.wait().unwrap();
-    let err = run.log.join().unwrap();
+    let (status, err) = run.terminate();
     assert_eq!(status.code(), Some(6), "{err}");
     assert!(err.contains("refused 1 command(s)") && err.contains(&report.display().to_string()), "{err}");
     let text = std::fs::read_to_string(&report).unwrap();
@@ -188,7 +125,7 @@ fn sync_skips_a_refused_stream_command_and_reports_it() {
 fn sync_stops_at_a_refused_stream_command() {
     let Some((source, target)) = wrongtype_pair() else { return };
     let run = start_sync(&source, &target, &[]);
-    run.ready.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    run.wait_ready();
     clash(&source);
     let mut child = run.child;
     let until = Instant::now() + Duration::from_secs(30);
@@ -333,25 +270,14 @@ fn a_destination_that_cannot_be_used() {
     assert_eq!(code, Some(5), "{err}");
     assert!(err.contains("cannot connect"), "{err}");
 
-    let dir = tempfile::tempdir().unwrap();
-    common::make_certs(dir.path());
-    let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
-    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
-    let config = [
-        ("tls-port", tls_port.as_str()),
-        ("tls-cert-file", cert.as_str()),
-        ("tls-key-file", key.as_str()),
-        ("tls-ca-cert-file", ca.as_str()),
-        ("tls-auth-clients", "no"),
-    ];
-    let Some(tls) = RedisServer::start_with("7.0.15", &config) else { return };
-    let url = format!("rediss://localhost:{tls_port}");
+    let Some(tls) = common::tls_server("7.0.15", &[]) else { return };
+    let (url, ca) = (tls.url.clone(), tls.ca.clone());
+    let tls = &tls.server;
     let (code, err) = restore(&url, &[]);
     assert_eq!(code, Some(5), "{err}");
     assert!(err.contains("TLS") && err.contains("not trusted"), "{err}");
     assert_eq!(tls.client().cmd(&[b"DBSIZE"]).as_int(), 0, "nothing written");
     let (code, err) = restore(&url, &["--target-ca", &ca]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(keys_in(&tls, b"0"), 100);
+    assert_eq!(keys_in(tls, b"0"), 100);
 }

@@ -15,15 +15,9 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{command, repo_root, run_python, Client, RedisServer};
+use common::{command, ferry, repo_root, run_python, Client, RedisServer};
 use logical::Logical;
 use serde_json::Value;
-
-fn ferry() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
-    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
-    c
-}
 
 /// Runs `cmd` to its end, failing the test (and killing it) after `limit`.
 fn run_within(cmd: &mut Command, limit: Duration) -> Output {

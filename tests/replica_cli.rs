@@ -8,13 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::RedisServer;
-
-fn ferry() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
-    c.env_remove("FERRY_SOURCE_PASSWORD");
-    c
-}
+use common::{ferry, RedisServer};
 
 fn run(cmd: &mut Command) -> (i32, String, String) {
     let Output { status, stdout, stderr } = cmd.output().unwrap();
@@ -98,23 +92,12 @@ fn unreachable_source_and_bad_url_exit_codes() {
 
 #[test]
 fn tls_source_verified_against_a_private_ca() {
+    let Some(tls) = common::tls_server("7.0.15", &[("repl-diskless-sync-delay", "0")]) else { return };
+    let (url, ca) = (tls.url.clone(), tls.ca.clone());
+    let server = &tls.server;
     let dir = tempfile::tempdir().unwrap();
-    common::make_certs(dir.path());
-    let tls_port = free_port().to_string();
-    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
-    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
-    let config = [
-        ("tls-port", tls_port.as_str()),
-        ("tls-cert-file", cert.as_str()),
-        ("tls-key-file", key.as_str()),
-        ("tls-ca-cert-file", ca.as_str()),
-        ("tls-auth-clients", "no"),
-        ("repl-diskless-sync-delay", "0"),
-    ];
-    let Some(server) = RedisServer::start_with("7.0.15", &config) else { return };
     server.client().pipeline((0..100).map(|i| common::command(&["SET".to_string(), format!("k{i}"), "v".into()])).collect());
     let out = dir.path().join("tls.rdb");
-    let url = format!("rediss://localhost:{tls_port}");
 
     let (code, _, err) = run(ferry().args(["dump", "-q", "--source", &url, "--source-ca", &ca, "-o"]).arg(&out));
     assert_eq!(code, 0, "{err}");

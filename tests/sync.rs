@@ -9,14 +9,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{repo_root, run_python, Client, RedisServer, CI_VERSIONS};
+use common::{ferry, repo_root, run_python, start_sync, wait_caught_up, Client, RedisServer, CI_VERSIONS};
 use logical::Logical;
-
-fn ferry() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
-    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
-    c
-}
 
 fn major_minor(version: &str) -> (u32, u32) {
     let mut p = version.split('.').map(|n| n.parse::<u32>().unwrap());
@@ -173,25 +167,6 @@ fn workload(port: u16, n: usize, float_ttl: bool) {
     }
 }
 
-/// Waits until the source reports our acknowledged offset at its own (everything
-/// written is confirmed by the destination).
-fn wait_caught_up(source: &RedisServer) {
-    let mut c = source.client();
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let info = c.info("replication");
-        let master: u64 = info.field("master_repl_offset").unwrap().parse().unwrap();
-        let acked: Option<u64> = info
-            .field("slave0")
-            .and_then(|s| s.split(',').find_map(|f| f.strip_prefix("offset=")).map(|o| o.parse().unwrap()));
-        if acked == Some(master) {
-            return;
-        }
-        assert!(Instant::now() < until, "sync did not catch up: acked {acked:?}, master {master}");
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// `sync` from a source loaded with the fixture dataset, while a workload runs, into a
 /// destination of another version (upgrades and downgrades); after SIGTERM the
 /// destination holds what the source holds (less what its version cannot hold).
@@ -209,40 +184,18 @@ fn sync_pair_with(from: &str, to: &str, extra: &[&str], keep: impl Fn(&str) -> b
     let tmp = tempfile::tempdir().unwrap();
     run_python(&repo_root().join("testdata/tools/make_fixture.py"), &["--port", &source.port().to_string(), "--flush"]);
     target.client().cmd(&[b"SET", b"stale", b"removed by --flush-target"]);
-    let mut child = ferry()
-        .args(["sync", "--skip-unsupported", "--flush-target"])
-        .args(extra)
-        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.contains("replaying the command stream") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
+    let mut args = vec!["--skip-unsupported", "--flush-target"];
+    args.extend_from_slice(extra);
+    let run = start_sync(&source, &target, &args);
     // Half the workload while the snapshot is on its way, half after it.
     let port = source.port();
     let float_ttl = major_minor(from) >= (6, 0);
     let first = thread::spawn(move || workload(port, 150, float_ttl));
-    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    run.wait_ready();
     first.join().unwrap();
     workload(port, 300, float_ttl);
     wait_caught_up(&source);
-    let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = child.wait().unwrap();
-    let log = reader.join().unwrap();
+    let (status, log) = run.terminate();
     assert!(status.success(), "{from} -> {to}: sync exited with {status}:\n{log}");
     assert!(log.contains("stopped:"), "{log}");
     // Same or newer destination: keys go as RESTORE with the source's own payloads;
@@ -554,81 +507,17 @@ fn sync_over_several_connections_keeps_the_order_that_matters() {
     let Some(target) = RedisServer::start("7.0.15") else { return };
     let tmp = tempfile::tempdir().unwrap();
     cross_key_workload(source.port(), 20);
-    let mut child = ferry()
-        .args(["sync", "--target-connections", "4"])
-        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.contains("replaying the command stream") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    let run = start_sync(&source, &target, &["--target-connections", "4"]);
+    run.wait_ready();
     cross_key_workload(source.port(), 200);
     wait_caught_up(&source);
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let status = child.wait().unwrap();
-    let log = reader.join().unwrap();
-    assert!(status.success(), "{log}");
+    run.stop();
     let want = dump(&source, tmp.path(), "source");
     assert!(want.key_count() > 30, "{} keys", want.key_count());
     assert_same("sync over 4 connections", &want, &dump(&target, tmp.path(), "target"));
 }
 
 // ---- Faults (issue 6): each ends with a logical comparison, or a clear failure. ----
-
-/// Starts `sync` with `args`; returns the child and a thread collecting its stderr,
-/// and a receiver told when the snapshot is applied.
-fn spawn_sync(
-    source: &RedisServer,
-    target: &RedisServer,
-    args: &[&str],
-) -> (std::process::Child, thread::JoinHandle<String>, std::sync::mpsc::Receiver<()>) {
-    let mut child = ferry()
-        .arg("sync")
-        .args(args)
-        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.contains("replaying the command stream") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    (child, reader, rx)
-}
-
-/// SIGTERM, then the exit status must be success; the log.
-fn stop_sync(mut child: std::process::Child, reader: thread::JoinHandle<String>) -> String {
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let status = child.wait().unwrap();
-    let log = reader.join().unwrap();
-    assert!(status.success(), "sync exited with {status}:\n{log}");
-    log
-}
 
 #[test]
 fn fault_replica_link_killed_again_and_again() {
@@ -640,7 +529,7 @@ fn fault_replica_link_killed_again_and_again() {
     for batch in 0..40 {
         c.pipeline((0..1000).map(|i| common::command(&["SET".to_string(), format!("bulk:{batch}:{i}"), "x".repeat(200)])).collect());
     }
-    let (child, reader, rx) = spawn_sync(&source, &target, &["--flush-target"]);
+    let run = start_sync(&source, &target, &["--flush-target"]);
     // Kill the link while the snapshot is on its way...
     let killer = |until: Instant| {
         let port = source.port();
@@ -655,7 +544,7 @@ fn fault_replica_link_killed_again_and_again() {
         })
     };
     let early = killer(Instant::now() + Duration::from_millis(600)).join().unwrap();
-    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied in the end");
+    run.wait_ready();
     // ... and while the stream runs, under a workload whose RPUSH and INCR would show
     // a command applied twice or not at all.
     let port = source.port();
@@ -664,7 +553,7 @@ fn fault_replica_link_killed_again_and_again() {
     load.join().unwrap();
     let late = kills.join().unwrap();
     wait_caught_up(&source);
-    let log = stop_sync(child, reader);
+    let log = run.stop();
     assert!(early + late >= 10, "{early} kills during the snapshot, {late} during the stream:\n{log}");
     assert!(log.contains("reconnected"), "{log}");
     assert_same("link killed repeatedly", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
@@ -675,8 +564,8 @@ fn fault_destination_restarted_mid_stream_is_a_clear_failure() {
     let Some(source) = RedisServer::start("7.0.15") else { return };
     let Some(mut target) = RedisServer::start("6.2.14") else { return };
     source.client().cmd(&[b"SET", b"before", b"1"]);
-    let (mut child, reader, rx) = spawn_sync(&source, &target, &[]);
-    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    let mut run = start_sync(&source, &target, &[]);
+    run.wait_ready();
     // The destination loses what it held (no persistence) and comes back.
     target.restart();
     let mut c = source.client();
@@ -686,13 +575,13 @@ fn fault_destination_restarted_mid_stream_is_a_clear_failure() {
     }
     let until = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = run.child.try_wait().unwrap() {
             break s;
         }
         assert!(Instant::now() < until, "sync went on as if nothing happened");
         thread::sleep(Duration::from_millis(50));
     };
-    let log = reader.join().unwrap();
+    let log = run.log.join().unwrap();
     assert_eq!(status.code(), Some(5), "a server problem:\n{log}");
     assert!(log.contains(&target.addr()) && log.contains("error"), "the message names the destination:\n{log}");
 }
@@ -704,8 +593,8 @@ fn fault_source_restarted_forces_a_new_full_sync() {
     let tmp = tempfile::tempdir().unwrap();
     let port = source.port();
     workload(port, 300, true);
-    let (child, reader, rx) = spawn_sync(&source, &target, &["--flush-target"]);
-    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    let run = start_sync(&source, &target, &["--flush-target"]);
+    run.wait_ready();
     workload(port, 300, true);
     // A crash: the source comes back from its AOF with a new replication id, so the
     // link cannot continue and a full resynchronisation follows.
@@ -719,7 +608,7 @@ fn fault_source_restarted_forces_a_new_full_sync() {
         thread::sleep(Duration::from_millis(50));
     }
     wait_caught_up(&source);
-    let log = stop_sync(child, reader);
+    let log = run.stop();
     assert!(log.contains("forced a new full synchronisation"), "{log}");
     assert_same("source restarted", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
 }
@@ -729,8 +618,8 @@ fn fault_slow_destination_does_not_grow_the_source_buffer() {
     let Some(source) = RedisServer::start("7.0.15") else { return };
     let Some(target) = RedisServer::start("6.2.14") else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (child, reader, rx) = spawn_sync(&source, &target, &[]);
-    rx.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    let run = start_sync(&source, &target, &[]);
+    run.wait_ready();
     // The destination stops answering for a while; the source keeps writing 40 MB.
     let pause = Duration::from_secs(8);
     let mut pauser = target.client();
@@ -756,7 +645,7 @@ fn fault_slow_destination_does_not_grow_the_source_buffer() {
     assert!(started.elapsed() < pause, "the writes took the whole pause: the test proves nothing");
     assert!(left <= 1 << 20, "the source still holds {left} bytes for redis-ferry while the destination is paused");
     wait_caught_up(&source);
-    stop_sync(child, reader);
+    run.stop();
     assert_same("slow destination", &dump(&source, tmp.path(), "source"), &dump(&target, tmp.path(), "target"));
 }
 

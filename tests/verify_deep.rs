@@ -4,15 +4,8 @@
 
 mod common;
 
-use std::process::Command;
 
-use common::{repo_root, run_python, RedisServer};
-
-fn ferry() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
-    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
-    c
-}
+use common::{ferry, repo_root, run_python, RedisServer};
 
 /// Loads the fixture dataset and a few big keys (bigger than a verify window) into
 /// `source`, and syncs it into `target`.

@@ -763,3 +763,115 @@ pub fn make_certs(dir: &Path) {
     sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext.cnf && \
         openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf");
 }
+
+/// The redis-ferry binary of this build, with the password variables cleared (so a
+/// developer's environment cannot change what a test does).
+pub fn ferry() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_redis-ferry"));
+    c.env_remove("FERRY_SOURCE_PASSWORD").env_remove("FERRY_TARGET_PASSWORD");
+    c
+}
+
+/// A `redis-ferry sync` running in the background. Its stderr is collected into
+/// `log`; `ready` gets a message once the snapshot is applied.
+pub struct SyncRun {
+    pub child: Child,
+    pub ready: std::sync::mpsc::Receiver<()>,
+    pub log: thread::JoinHandle<String>,
+}
+
+/// Starts `sync` from `source` into `target` with `extra` arguments first.
+pub fn start_sync(source: &RedisServer, target: &RedisServer, extra: &[&str]) -> SyncRun {
+    let mut child = ferry()
+        .arg("sync")
+        .args(extra)
+        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start redis-ferry sync");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, ready) = std::sync::mpsc::channel();
+    let log = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.expect("stderr is text");
+            if line.contains("replaying the command stream") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    SyncRun { child, ready, log }
+}
+
+impl SyncRun {
+    /// Waits (up to a minute) until the snapshot is applied.
+    pub fn wait_ready(&self) {
+        self.ready.recv_timeout(Duration::from_secs(60)).expect("the snapshot was applied");
+    }
+
+    /// SIGTERM, then its exit status and everything it wrote to stderr.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let killed = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(killed.success(), "kill -TERM {}", self.child.id());
+        let status = self.child.wait().expect("wait for sync");
+        (status, self.log.join().expect("stderr reader"))
+    }
+
+    /// SIGTERM; the run must exit 0. Its stderr.
+    pub fn stop(self) -> String {
+        let (status, log) = self.terminate();
+        assert!(status.success(), "sync exited with {status}:\n{log}");
+        log
+    }
+}
+
+/// Waits (up to 30 s) until the source reports its replica's acknowledged offset at
+/// its own: everything written so far is confirmed by the destination.
+pub fn wait_caught_up(source: &RedisServer) {
+    let mut c = source.client();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = c.info("replication");
+        let master: u64 = info.field("master_repl_offset").expect("master_repl_offset").parse().expect("a number");
+        let acked: Option<u64> = info
+            .field("slave0")
+            .and_then(|s| s.split(',').find_map(|f| f.strip_prefix("offset=")).map(|o| o.parse().expect("a number")));
+        if acked == Some(master) {
+            return;
+        }
+        assert!(Instant::now() < until, "sync did not catch up: acked {acked:?}, master {master}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A Redis with TLS on a second port, its certificate signed by a private CA.
+pub struct TlsServer {
+    pub server: RedisServer,
+    /// `rediss://localhost:PORT`.
+    pub url: String,
+    /// The CA's certificate file.
+    pub ca: String,
+    _certs: tempfile::TempDir,
+}
+
+/// Starts Redis `version` (built with TLS) with `extra` configuration and a TLS port.
+pub fn tls_server(version: &str, extra: &[(&str, &str)]) -> Option<TlsServer> {
+    let certs = tempfile::tempdir().expect("temp dir");
+    make_certs(certs.path());
+    let tls_port = free_port().to_string();
+    let p = |f: &str| certs.path().join(f).to_str().expect("UTF-8 path").to_string();
+    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let mut config = vec![
+        ("tls-port", tls_port.as_str()),
+        ("tls-cert-file", cert.as_str()),
+        ("tls-key-file", key.as_str()),
+        ("tls-ca-cert-file", ca.as_str()),
+        ("tls-auth-clients", "no"),
+    ];
+    config.extend_from_slice(extra);
+    let server = RedisServer::start_with(version, &config)?;
+    Some(TlsServer { server, url: format!("rediss://localhost:{tls_port}"), ca, _certs: certs })
+}
