@@ -142,6 +142,17 @@ pub fn keys_json(keys: &[u64; 7]) -> Obj {
     keys.iter().zip(KIND_NAMES).fold(Obj::new(), |o, (n, k)| o.u64(k, *n))
 }
 
+/// The snapshot's key counters in a summary (shared by `restore` and `sync`).
+pub fn snapshot_json(j: super::status::Json, st: &redis_ferry::writer::apply::ApplyStats) -> super::status::Json {
+    j.u64("keys", st.total_keys())
+        .object("keys_by_type", keys_json(&st.keys))
+        .u64("restored", st.restored)
+        .u64("reencoded", st.reencoded)
+        .u64("expired", st.expired)
+        .u64("unsupported", st.unsupported_count)
+        .u64("filtered", st.filtered_keys)
+}
+
 struct Sample {
     at: Instant,
     bytes: u64,

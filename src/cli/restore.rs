@@ -13,7 +13,7 @@ use redis_ferry::verify::DbCount;
 use redis_ferry::writer::apply::{Applier, Capture, UnsupportedScan};
 use redis_ferry::writer::filter::KeyFilter;
 
-use super::monitor::{keys_json, Counters, Monitor, OutputArgs, Phase};
+use super::monitor::{snapshot_json, Counters, Monitor, OutputArgs, Phase};
 use super::status::{self, Json};
 use super::target::{self, TargetArgs};
 
@@ -141,26 +141,22 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
             j.u64("db", s.db).str("key", &s.key).str("reason", &s.why)
         });
     }
-    Json::new("summary")
-        .str("command", "restore")
-        .str("result", "restored")
-        .str("message", &text)
-        .str("file", &what)
-        .u64("keys", stats.total_keys())
-        .object("keys_by_type", keys_json(&stats.keys))
-        .u64("restored", stats.restored)
-        .u64("reencoded", stats.reencoded)
-        .u64("expired", stats.expired)
-        .u64("unsupported", stats.unsupported_count)
-        .u64("filtered", stats.filtered_keys)
-        .u64("failed", refused)
-        .u64("bytes", read)
-        .u64("written_bytes", w.bytes)
-        .u64("written_commands", w.commands)
-        .f64("duration_sec", secs)
-        .f64("keys_per_sec", stats.total_keys() as f64 / secs.max(1e-3))
-        .f64("bytes_per_sec", read as f64 / secs.max(1e-3))
-        .emit();
+    snapshot_json(
+        Json::new("summary")
+            .str("command", "restore")
+            .str("result", "restored")
+            .str("message", &text)
+            .str("file", &what),
+        stats,
+    )
+    .u64("failed", refused)
+    .u64("bytes", read)
+    .u64("written_bytes", w.bytes)
+    .u64("written_commands", w.commands)
+    .f64("duration_sec", secs)
+    .f64("keys_per_sec", stats.total_keys() as f64 / secs.max(1e-3))
+    .f64("bytes_per_sec", read as f64 / secs.max(1e-3))
+    .emit();
     target::finish(&args.target, &dest)?;
 
     if let Some(count) = count {

@@ -21,7 +21,7 @@ use redis_ferry::writer::Destination;
 
 use super::cutover::{self, CutoverError, PausePlan, Paused};
 use super::intake::{snapshot_written, Intake};
-use super::monitor::{keys_json, Counters, Monitor, OutputArgs, Phase};
+use super::monitor::{keys_json, snapshot_json, Counters, Monitor, OutputArgs, Phase};
 use super::source::SourceArgs;
 use super::status::{self, Json};
 use super::target::{self, TargetArgs};
@@ -486,9 +486,10 @@ fn finish(
         w.commands
     );
     status::line(&throughput);
-    Json::new("summary")
-        .str("command", "sync")
-        .str(
+    snapshot_json(
+        Json::new("summary")
+            .str("command", "sync")
+            .str(
             "result",
             match end {
                 End::Synced => "in_sync",
@@ -496,32 +497,27 @@ fn finish(
                 End::Cutover => "cutover",
             },
         )
-        .str("message", &text)
-        .u64("keys", st.total_keys())
-        .object("keys_by_type", keys_json(&st.keys))
-        .u64("restored", st.restored)
-        .u64("reencoded", st.reencoded)
-        .u64("expired", st.expired)
-        .u64("unsupported", st.unsupported_count)
-        .u64("filtered", st.filtered_keys)
-        .u64("stream_commands", st.stream_commands)
-        .u64("transactions", st.transactions)
-        .u64("rewritten_commands", st.rewritten_commands)
-        .u64("unsupported_commands", st.unsupported_commands)
-        .u64("filtered_commands", st.filtered_commands)
-        .u64("mixed_commands", st.mixed_commands)
-        .u64("failed", refused)
-        .u64("snapshot_bytes", snap.bytes)
-        .f64("snapshot_sec", snap.secs)
-        .f64("keys_per_sec", keys_rate)
-        .f64("stream_sec", stream_secs)
-        .f64("ops_per_sec", ops_rate)
-        .u64("written_bytes", w.bytes)
-        .u64("written_commands", w.commands)
-        .f64("duration_sec", secs)
-        .u64("offset", dest.confirmed())
-        .u64("full_syncs", u64::from(ctx.full_syncs))
-        .emit();
+            .str("message", &text),
+        st,
+    )
+    .u64("stream_commands", st.stream_commands)
+    .u64("transactions", st.transactions)
+    .u64("rewritten_commands", st.rewritten_commands)
+    .u64("unsupported_commands", st.unsupported_commands)
+    .u64("filtered_commands", st.filtered_commands)
+    .u64("mixed_commands", st.mixed_commands)
+    .u64("failed", refused)
+    .u64("snapshot_bytes", snap.bytes)
+    .f64("snapshot_sec", snap.secs)
+    .f64("keys_per_sec", keys_rate)
+    .f64("stream_sec", stream_secs)
+    .f64("ops_per_sec", ops_rate)
+    .u64("written_bytes", w.bytes)
+    .u64("written_commands", w.commands)
+    .f64("duration_sec", secs)
+    .u64("offset", dest.confirmed())
+    .u64("full_syncs", u64::from(ctx.full_syncs))
+    .emit();
     target::finish(&args.target, dest)?;
 
     let filtered = !args.target.match_.is_empty() || !args.target.exclude.is_empty();
