@@ -873,8 +873,42 @@ fn resp_command(c: &mut Criterion) {
     g.finish();
 }
 
+/// Decoding plus re-encoding every collection for an RDB 6 destination (the
+/// `writer::payload` path); the `decode/...` group's figure for the same input is the
+/// decoding alone.
+fn reencode(c: &mut Criterion) {
+    use redis_ferry::writer::payload::PayloadBuilder;
+    let mut g = c.benchmark_group("reencode/rdb6");
+    configure(&mut g);
+    for input in [listpack_hash(), listpack_zset(), listpack_set(), quicklist(true), plain(1)] {
+        let input = checked(input);
+        g.throughput(Throughput::Bytes(input.rdb.len() as u64));
+        g.bench_function(&input.name, |b| {
+            let mut builder = PayloadBuilder::new(64 << 20);
+            b.iter(|| {
+                let mut bytes = 0usize;
+                decode_with(black_box(&input.rdb), |r| match r {
+                    Record::Key(_) => builder.reset(),
+                    Record::Value(chunk) => {
+                        let _ = builder.push(chunk);
+                    }
+                    Record::KeyEnd => {
+                        if let Ok(p) = builder.finish(6) {
+                            bytes += p.value.len();
+                        }
+                    }
+                    _ => {}
+                });
+                bytes
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    reencode,
     decode_fixtures,
     decode_strings,
     decode_plain,
