@@ -8,6 +8,7 @@
 #   decode_prefixed:  <selector byte> + the file without its 9-byte header. The selector
 #                     picks the header closest to the file's own (see harness.rs:
 #                     bits 0-3 = header index, bits 4-6 = piece size, bit 7 = defaults).
+#   replies:          <piece-size byte> + a few reply streams (see the end).
 #   command_stream:   <selector byte> + the command-stream part of each recorded
 #                     replication transcript in testdata/replication (the byte range its
 #                     notes.txt labels "command stream").
@@ -58,3 +59,12 @@ for notes in sorted(src.glob("*/notes.txt")):
         n += 1
 print(f"seeded {n} command streams into {out}")
 PY
+
+# replies: <piece-size byte> + replies a server sends: statuses, errors, integers,
+# bulks (empty, nil, binary), arrays (empty, nil, nested as EXEC and XRANGE answer).
+mkdir -p "$out/replies"
+printf '\x05+OK\r\n-ERR wrong\r\n:42\r\n$3\r\nfoo\r\n$0\r\n\r\n$-1\r\n*-1\r\n*0\r\n' > "$out/replies/seed-simple"
+printf '\x03*3\r\n+OK\r\n-WRONGTYPE Operation against a key\r\n:1\r\n' > "$out/replies/seed-exec"
+printf '\x01*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n' > "$out/replies/seed-xrange"
+printf '\x07*2\r\n$1\r\n0\r\n*2\r\n$4\r\n\x00\xff\r\n\r\n$1\r\nk\r\n' > "$out/replies/seed-scan"
+echo "seeded 4 reply streams into $out/replies"
