@@ -150,11 +150,12 @@ fn sync(
     loop {
         if stop.load(Ordering::Relaxed) && stopping_at.is_none() {
             let at = replica.received_offset();
-            status::info_with(
-                "stopping",
-                &format!("stopping: applying what was received (up to offset {at}), then exiting"),
-                |j| j.u64("offset", at),
-            );
+            let text = if matches!(stage, Stage::Snapshot(_)) {
+                "stopping: the snapshot is not complete, so nothing more is applied".to_string()
+            } else {
+                format!("stopping: applying what was received (up to offset {at}), then exiting")
+            };
+            status::info_with("stopping", &text, |j| j.u64("offset", at));
             stopping_at = Some(at);
         }
         let item = match replica.recv(Duration::from_millis(50)) {
