@@ -139,7 +139,7 @@ pub fn describe_keys(keys: &[u64; 7]) -> String {
 
 /// `{"string": n, ...}` for every type.
 pub fn keys_json(keys: &[u64; 7]) -> Obj {
-    keys.iter().zip(KIND_NAMES).fold(Obj::new(), |o, (n, k)| o.u64(k, *n))
+    keys.iter().zip(KIND_NAMES).fold(Obj::empty(), |o, (n, k)| o.u64(k, *n))
 }
 
 /// The snapshot's key counters in a summary (shared by `restore` and `sync`).
@@ -294,7 +294,7 @@ impl Monitor {
                 .groups
                 .iter()
                 .map(|g| {
-                    Obj::new()
+                    Obj::empty()
                         .str("addr", &g.ip)
                         .u64("count", g.count)
                         .raw("names", &status::str_array(g.names.iter().map(String::as_str)))

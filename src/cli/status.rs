@@ -96,21 +96,31 @@ pub fn utc_clock(t: SystemTime) -> String {
     format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }
 
-/// One JSON object being built; [`Json::emit`] writes it as a line on standard output
-/// when `--json` is on.
+/// One JSON object being built: an event ([`Json::new`], written as a line on standard
+/// output by [`Json::emit`] when `--json` is on) or an object nested in one
+/// ([`Json::empty`], through [`Json::object`]).
 pub struct Json(Vec<u8>);
+
+/// A nested object is built the same way.
+pub type Obj = Json;
 
 impl Json {
     /// `{"type": kind, "t": seconds since the start`.
     pub fn new(kind: &str) -> Json {
-        let mut j = Json(Vec::with_capacity(256));
-        j.0.extend_from_slice(b"{\"type\":");
-        write_json_str(&mut j.0, kind);
-        j.f64("t", elapsed())
+        Json::empty().str("type", kind).f64("t", elapsed())
+    }
+
+    /// An object with no members yet.
+    pub fn empty() -> Json {
+        let mut buf = Vec::with_capacity(256);
+        buf.push(b'{');
+        Json(buf)
     }
 
     fn key(&mut self, k: &str) {
-        self.0.push(b',');
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
         write_json_str(&mut self.0, k);
         self.0.push(b':');
     }
@@ -175,63 +185,6 @@ impl Json {
         self
     }
 
-    /// Writes the object as one line on standard output (with `--json`). A closed
-    /// standard output does not stop the run.
-    pub fn emit(mut self) {
-        if !json() {
-            return;
-        }
-        self.0.extend_from_slice(b"}\n");
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(&self.0);
-        let _ = out.flush();
-    }
-}
-
-/// A nested JSON object or the members of one (for [`Json::object`] and arrays).
-#[derive(Default)]
-pub struct Obj(Vec<u8>);
-
-impl Obj {
-    /// An empty object.
-    pub fn new() -> Obj {
-        Obj(vec![b'{'])
-    }
-
-    fn key(&mut self, k: &str) {
-        if self.0.len() > 1 {
-            self.0.push(b',');
-        }
-        write_json_str(&mut self.0, k);
-        self.0.push(b':');
-    }
-
-    /// A string member.
-    pub fn str(mut self, k: &str, v: &str) -> Obj {
-        self.key(k);
-        write_json_str(&mut self.0, v);
-        self
-    }
-
-    /// An integer member.
-    pub fn u64(mut self, k: &str, v: u64) -> Obj {
-        self.key(k);
-        self.0.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        self
-    }
-
-    /// A boolean member.
-    pub fn bool(self, k: &str, v: bool) -> Obj {
-        self.raw(k, if v { "true" } else { "false" })
-    }
-
-    /// A member whose value is JSON text already.
-    pub fn raw(mut self, k: &str, json: &str) -> Obj {
-        self.key(k);
-        self.0.extend_from_slice(json.as_bytes());
-        self
-    }
-
     /// The object's JSON text.
     pub fn finish(mut self) -> Vec<u8> {
         self.0.push(b'}');
@@ -241,6 +194,19 @@ impl Obj {
     /// The object's JSON text, as a string.
     pub fn text(self) -> String {
         String::from_utf8_lossy(&self.finish()).into_owned()
+    }
+
+    /// Writes the object as one line on standard output (with `--json`). A closed
+    /// standard output does not stop the run.
+    pub fn emit(self) {
+        if !json() {
+            return;
+        }
+        let mut line = self.finish();
+        line.push(b'\n');
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&line);
+        let _ = out.flush();
     }
 }
 
@@ -264,7 +230,7 @@ mod tests {
     #[test]
     fn objects_are_json() {
         let mut j = Json::new("progress").str("phase", "a\"b\n").u64("n", 7).opt_u64("none", None).f64("x", 1.5);
-        j = j.f64("nan", f64::NAN).bool("ok", true).object("o", Obj::new().u64("a", 1).str("b", "c"));
+        j = j.f64("nan", f64::NAN).bool("ok", true).object("o", Obj::empty().u64("a", 1).str("b", "c"));
         j = j.raw("names", &str_array(["x", "y"]));
         j.0.push(b'}');
         let text = String::from_utf8(j.0).unwrap();

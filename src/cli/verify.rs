@@ -97,7 +97,7 @@ pub fn show_quick(report: &QuickReport) -> bool {
             .rows
             .iter()
             .map(|r| {
-                Obj::new()
+                Obj::empty()
                     .u64("target_db", u64::from(r.target_db))
                     .raw("source_dbs", &format!("[{}]", r.source_dbs.iter().map(u32::to_string).collect::<Vec<_>>().join(",")))
                     .u64("source_keys", r.source.keys)
@@ -125,14 +125,14 @@ pub fn show_quick(report: &QuickReport) -> bool {
 pub fn show_deep(report: &DeepReport) -> bool {
     eprint!("{}", report.to_text());
     if status::json() {
-        let counts = report.counts.iter().fold(Obj::new(), |o, (k, n)| o.u64(k.name(), *n));
+        let counts = report.counts.iter().fold(Obj::empty(), |o, (k, n)| o.u64(k.name(), *n));
         let first: Vec<String> = report
             .first
             .iter()
             .map(|d| {
                 let mut line = Vec::new();
                 redis_ferry::output::write_json_bytes(&mut line, &d.key);
-                let mut o = Obj::new().str("kind", d.kind.name());
+                let mut o = Obj::empty().str("kind", d.kind.name());
                 if let Some(db) = d.source_db {
                     o = o.u64("source_db", u64::from(db));
                 }
