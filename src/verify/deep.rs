@@ -170,6 +170,8 @@ impl DeepReport {
 /// One server, with what the comparison needs to know about it.
 struct Side<'a> {
     conn: &'a mut Conn,
+    /// The dbs that hold keys (from the probe's `INFO keyspace`).
+    dbs: Vec<u32>,
     selected: Option<u32>,
     /// `PTTL` (2.6+) or `TTL`.
     pttl: bool,
@@ -190,6 +192,7 @@ impl<'a> Side<'a> {
         let at_least = |v: (u32, u32)| (p.version.0, p.version.1) >= v || p.valkey;
         Ok(Side {
             conn,
+            dbs: p.keyspace.iter().map(|&(db, _)| db).collect(),
             selected: None,
             pttl: at_least((2, 6)),
             scan: at_least((2, 8)),
@@ -273,8 +276,6 @@ pub fn deep(
     sink: &mut dyn FnMut(&Difference) -> std::io::Result<()>,
 ) -> Result<DeepReport, DeepError> {
     let started = Instant::now();
-    let src_dbs = super::keyspace(source)?;
-    let dst_dbs = super::keyspace(target)?;
     let mut s = Side::new(source)?;
     let mut t = Side::new(target)?;
     let mut report = DeepReport::default();
@@ -288,7 +289,8 @@ pub fn deep(
     };
 
     // Source to destination.
-    for &db in src_dbs.keys() {
+    let (src_dbs, dst_dbs) = (s.dbs.clone(), t.dbs.clone());
+    for &db in &src_dbs {
         let tdb = map.target(db);
         let mut cursor = Cursor::start();
         while let Some(keys) = cursor.next(&mut s, db, &opts.filter)? {
@@ -313,8 +315,8 @@ pub fn deep(
     }
 
     // Destination keys the source lacks.
-    for &tdb in dst_dbs.keys() {
-        let sources: Vec<u32> = src_dbs.keys().copied().filter(|&db| map.target(db) == tdb).collect();
+    for &tdb in &dst_dbs {
+        let sources: Vec<u32> = src_dbs.iter().copied().filter(|&db| map.target(db) == tdb).collect();
         let mut cursor = Cursor::start();
         while let Some(keys) = cursor.next(&mut t, tdb, &opts.filter)? {
             for chunk in keys.chunks(opts.batch.max(1)) {

@@ -381,13 +381,9 @@ impl Destination {
     /// joined first).
     pub fn command_parts(&mut self, args: &[&[&[u8]]], tag: u64) -> Result<(), WriteError> {
         let name: Head<24> = Head::of(args.first().copied().unwrap_or_default());
-        let key_at = key_position(name.bytes());
-        let key = key_at.and_then(|i| args.get(i)).map(|a| Head::of(a));
-        let lane = match key_at.filter(|_| routable(name.bytes(), args.len())).and_then(|i| args.get(i)) {
-            Some(k) => Route::Key(lane_of(k, self.lanes.len())),
-            None => Route::Ordered(name.bytes()),
-        };
-        let lane = self.route(lane)?;
+        let key_arg = key_position(name.bytes()).and_then(|i| args.get(i)).copied();
+        let key = key_arg.map(Head::of);
+        let lane = self.route(name.bytes(), key_arg, args.len())?;
         let l = &mut self.lanes[lane];
         let before = l.out.len();
         l.out.push(b'*');
@@ -417,32 +413,32 @@ impl Destination {
         }
     }
 
-    /// Picks the lane for a command, waiting where order requires it: a command with
-    /// one key goes to its key's lane (once a fenced command on another lane has run);
-    /// anything else (several keys, none, a transaction) runs on lane 0 after every
-    /// command given before it, and fences later ones.
-    fn route(&mut self, r: Route) -> Result<usize, WriteError> {
+    /// Picks the lane for command `name` (`key`: its key argument, `args`: how many
+    /// arguments it has), waiting where order requires it: a command with one key goes
+    /// to its key's lane (once a fenced command on another lane has run); anything else
+    /// (several keys, none, a transaction) runs on lane 0 after every command given
+    /// before it, and fences later ones.
+    fn route(&mut self, name: &[u8], key: Option<&[&[u8]]>, args: usize) -> Result<usize, WriteError> {
         if self.lanes.len() == 1 {
             return self.selected_on(0).map(|_| 0);
         }
         if let Some(p) = self.pinned {
-            if let Route::Ordered(name) = r {
-                if name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD") {
-                    self.pinned = None;
-                    self.fence = Some(p);
-                }
+            if name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD") {
+                self.pinned = None;
+                self.fence = Some(p);
             }
             return self.selected_on(p).map(|_| p);
         }
-        let lane = match r {
-            Route::Key(lane) => {
+        let key_lane = key.filter(|_| routable(name, args)).map(|k| lane_of(k, self.lanes.len()));
+        let lane = match key_lane {
+            Some(lane) => {
                 if let Some(f) = self.fence.filter(|&f| f != lane) {
                     self.drain(f)?;
                     self.fence = None;
                 }
                 lane
             }
-            Route::Ordered(name) => {
+            None => {
                 for other in 1..self.lanes.len() {
                     self.drain(other)?;
                 }
@@ -480,7 +476,7 @@ impl Destination {
 
     /// Sends a keyless command built by this writer (FLUSHDB).
     fn queue(&mut self, c: &Command, name: &str) -> Result<(), WriteError> {
-        let lane = self.route(Route::Ordered(name.as_bytes()))?;
+        let lane = self.route(name.as_bytes(), None, 1)?;
         let l = &mut self.lanes[lane];
         let before = l.out.len();
         c.encode_into(&mut l.out);
@@ -689,14 +685,6 @@ impl Offsets {
     }
 }
 
-/// Where a command may go.
-enum Route<'a> {
-    /// To this lane (a command with a single key).
-    Key(usize),
-    /// In order with everything (the command's name).
-    Ordered(&'a [u8]),
-}
-
 /// How long [`Destination::read_replies`] waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
@@ -712,9 +700,6 @@ enum Wait {
 
 /// The lane for a key: the same key always gets the same lane.
 fn lane_of(key: &[&[u8]], lanes: usize) -> usize {
-    if lanes == 1 {
-        return 0;
-    }
     // FNV-1a over the key's pieces.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for part in key {
