@@ -446,18 +446,15 @@ fn finish(
     monitor.finish();
     let st = applier.stats();
     let mut extra = String::new();
-    if st.rewritten_commands > 0 {
-        extra.push_str(&format!(", {} rewritten for the destination's version", st.rewritten_commands));
-    }
-    if st.unsupported_commands > 0 {
-        extra.push_str(&format!(", {} unsupported and skipped", st.unsupported_commands));
-    }
-    if st.filtered_commands > 0 {
-        extra.push_str(&format!(", {} left out by --match/--exclude", st.filtered_commands));
-    }
-    if st.mixed_commands > 0 {
-        extra.push_str(&format!(", {} applied whole though only some of their keys are matched", st.mixed_commands));
-    }
+    target::push_counts(
+        &mut extra,
+        &[
+            (st.rewritten_commands, "rewritten for the destination's version"),
+            (st.unsupported_commands, "unsupported and skipped"),
+            (st.filtered_commands, "left out by --match/--exclude"),
+            (st.mixed_commands, "applied whole though only some of their keys are matched"),
+        ],
+    );
     let secs = ctx.started.elapsed().as_secs_f64();
     let text = format!(
         "{}: snapshot {}; stream: {} commands ({} transactions) applied{extra}; offset {} confirmed; {} full \

@@ -257,26 +257,28 @@ pub fn finish(args: &TargetArgs, dest: &redis_ferry::writer::Destination) -> any
     Err(PartialFailure(failures.len(), where_).into())
 }
 
+/// Appends `, N what` for each count that is not zero.
+pub fn push_counts(s: &mut String, counts: &[(u64, &str)]) {
+    for (n, what) in counts.iter().filter(|(n, _)| *n > 0) {
+        s.push_str(&format!(", {n} {what}"));
+    }
+}
+
 /// One line per type, expired and unsupported counts.
 pub fn describe(stats: &redis_ferry::writer::apply::ApplyStats) -> String {
     use redis_ferry::writer::apply::KIND_NAMES;
     let by_kind: Vec<String> =
         stats.keys.iter().zip(KIND_NAMES).filter(|(n, _)| **n > 0).map(|(n, k)| format!("{n} {k}")).collect();
     let mut s = format!("{} keys ({})", stats.total_keys(), if by_kind.is_empty() { "none".into() } else { by_kind.join(", ") });
-    if stats.restored > 0 {
-        s.push_str(&format!(", {} of them with RESTORE", stats.restored));
-    }
-    if stats.reencoded > 0 {
-        s.push_str(&format!(", {} re-encoded for RESTORE into the destination's version", stats.reencoded));
-    }
-    if stats.expired > 0 {
-        s.push_str(&format!(", {} already expired and skipped", stats.expired));
-    }
-    if stats.unsupported_count > 0 {
-        s.push_str(&format!(", {} unsupported and skipped", stats.unsupported_count));
-    }
-    if stats.filtered_keys > 0 {
-        s.push_str(&format!(", {} left out by --match/--exclude", stats.filtered_keys));
-    }
+    push_counts(
+        &mut s,
+        &[
+            (stats.restored, "of them with RESTORE"),
+            (stats.reencoded, "re-encoded for RESTORE into the destination's version"),
+            (stats.expired, "already expired and skipped"),
+            (stats.unsupported_count, "unsupported and skipped"),
+            (stats.filtered_keys, "left out by --match/--exclude"),
+        ],
+    );
     s
 }
