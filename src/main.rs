@@ -19,7 +19,8 @@ mod exit {
     pub const OK: u8 = 0;
     /// `verify` (or `--verify`) found the destination different from the source.
     pub const DIFFERENT: u8 = 1;
-    /// Command-line usage error (also what clap uses).
+    /// Command-line usage error (also what clap uses); for `verify`, any error that
+    /// stopped the comparison.
     pub const USAGE: u8 = 2;
     /// The input is not a valid, complete RDB.
     pub const BAD_INPUT: u8 = 3;
@@ -61,8 +62,10 @@ enum Command {
     /// Copy a live source into a destination: its snapshot, then its command stream,
     /// until SIGINT/SIGTERM (or --exit-when-synced).
     Sync(cli::sync::SyncArgs),
-    /// Compare a source and a destination (quick: key counts per db, through the db
-    /// mapping). Exit 0 when they match, 1 when they differ.
+    /// Compare a destination with a source server, or with an RDB file (--rdb) (quick:
+    /// key counts per db, through the db mapping; --deep: every key). Exit 0 when they
+    /// match, 1 when they differ, 2 when the comparison could not be made.
+    #[command(override_usage = "redis-ferry verify (--source <URL> | --rdb <FILE>) --target <URL> [OPTIONS]")]
     Verify(cli::verify::VerifyArgs),
 }
 
@@ -98,6 +101,8 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `verify` answers like cmp(1): 0 same, 1 different, 2 trouble.
+    let verify = matches!(cli.command, Command::Verify(_));
     let result = match cli.command {
         Command::Decode(args) => decode(args),
         Command::Dump(args) => cli::dump::run(args),
@@ -114,7 +119,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(exit::OK);
             }
             eprintln!("redis-ferry: error: {err:#}");
-            let code = exit_code(&err);
+            let mut code = exit_code(&err);
+            if verify && code != exit::DIFFERENT {
+                code = exit::USAGE;
+            }
             cli::status::error(&format!("{err:#}"), code);
             ExitCode::from(code)
         }
@@ -154,6 +162,8 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         match cause.downcast_ref::<redis_ferry::verify::deep::DeepError>() {
             Some(redis_ferry::verify::deep::DeepError::Net(_)) => return exit::SERVER,
             Some(redis_ferry::verify::deep::DeepError::Report(_)) => return exit::IO,
+            Some(redis_ferry::verify::deep::DeepError::Rdb(rdb::ReadError::Io(_))) => return exit::IO,
+            Some(redis_ferry::verify::deep::DeepError::Rdb(rdb::ReadError::Decode(_))) => return exit::BAD_INPUT,
             None => {}
         }
         if cause.downcast_ref::<redis_ferry::net::NetError>().is_some() {

@@ -523,3 +523,29 @@ fn cutover_without_pausing() {
     assert!(err.contains("verify (quick): the same number of keys") && err.contains("were NOT paused"), "{err}");
     assert!(source.client().cmd_str(&["SET", "after", "1"]).is_ok(), "writes go on");
 }
+
+/// `--cutover --pause-writes 1 --deep` with a million keys: the deep check takes longer
+/// than the pause, so the switch is not proven safe while the source was paused. It
+/// says so and exits 8 (never 0), and the source takes writes again.
+#[test]
+fn cutover_whose_pause_runs_out_exits_8() {
+    let Some(source) = RedisServer::start_with("6.2.14", &[("repl-diskless-sync-delay", "0")]) else { return };
+    let Some(target) = RedisServer::start("7.0.15") else { return };
+    assert!(source.client().cmd_str(&["DEBUG", "POPULATE", "1000000"]).is_ok());
+    let out = run_within(
+        ferry().args(["sync", "--json", "--cutover", "--pause-writes", "1", "--deep", "--source", &url(&source), "--target", &url(&target)]),
+        Duration::from_secs(180),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(err.contains("cutover: NOT safe to switch: the pause ended before the check was done"), "{err}");
+    assert!(!err.contains("SAFE TO SWITCH"), "{err}");
+    let lines = json_lines(&out.stdout);
+    let last = lines.last().unwrap();
+    assert_eq!((&last["type"], &last["exit_code"]), (&Value::from("error"), &Value::from(8)), "{lines:?}");
+    assert!(lines.iter().any(|l| l["code"] == "paused"), "the source was paused: {lines:?}");
+    // The check did run to its end: the deep verify's result is there, and it matched.
+    let verify = lines.iter().find(|l| l["type"] == "verify").unwrap_or_else(|| panic!("{err}"));
+    assert_eq!((&verify["level"], &verify["identical"]), (&Value::from("deep"), &Value::from(true)), "{verify}");
+    assert!(source.client().cmd_str(&["SET", "after", "1"]).is_ok(), "writes go on");
+}

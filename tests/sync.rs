@@ -63,7 +63,7 @@ fn reencoded(log: &str) -> u64 {
 /// server, which then holds exactly the fixture's expected.json, less what that version
 /// cannot hold (skipped with --skip-unsupported, and said so). Where the server does not
 /// take the fixture's RDB version, collections go as RESTORE with payloads re-encoded
-/// for its version.
+/// for its version. Each restore runs `--verify --deep`, which must find no difference.
 #[test]
 fn restore_every_fixture_into_every_server() {
     let fixtures: Vec<String> = {
@@ -91,12 +91,14 @@ fn restore_every_fixture_into_every_server() {
                     }
                     let dir = repo_root().join("testdata/rdb").join(fixture);
                     let out = ferry()
-                        .args(["restore", mode, "--skip-unsupported", "--target", &format!("redis://{}", server.addr())])
+                        .args(["restore", mode, "--skip-unsupported", "--verify", "--deep", "--target", &format!("redis://{}", server.addr())])
                         .arg(dir.join("dump.rdb"))
                         .output()
                         .unwrap();
                     let err = String::from_utf8_lossy(&out.stderr);
                     assert!(out.status.success(), "{fixture} into {version} ({mode}): {err}");
+                    // The deep verify against the file agrees with the comparison below.
+                    assert!(err.contains("verify (deep): no difference"), "{fixture} into {version} ({mode}): {err}");
                     let restored = err.contains("of them with RESTORE");
                     assert_eq!(restored, mode != "--no-restore" && restore_expected(fixture, version), "{fixture} into {version} ({mode}): {err}");
                     let reencode = mode != "--no-restore" && !restore_expected(fixture, version);

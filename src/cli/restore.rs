@@ -1,21 +1,19 @@
 //! `redis-ferry restore`: load an RDB file into a destination of any version.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::HumanBytes;
-use redis_ferry::rdb::{Decoder, RdbReader, Record};
-use redis_ferry::verify::DbCount;
+use redis_ferry::rdb::{Decoder, RdbReader};
 use redis_ferry::writer::apply::{Applier, Capture, UnsupportedScan};
-use redis_ferry::writer::filter::KeyFilter;
 
 use super::monitor::{snapshot_json, Counters, Monitor, OutputArgs, Phase};
 use super::status::{self, Json};
 use super::target::{self, TargetArgs};
+use super::verify::{DeepArgs, FileCount};
 
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
@@ -25,9 +23,14 @@ pub struct RestoreArgs {
     pub file: PathBuf,
     /// Then compare the destination with the file: the keys per db the file holds
     /// (through --db-map and --match/--exclude, less keys already expired) against the
-    /// destination's INFO keyspace; exit 1 if they differ.
+    /// destination's INFO keyspace, or every key with --deep; exit 1 if they differ.
     #[arg(long)]
     pub verify: bool,
+    #[command(flatten)]
+    pub deep: DeepArgs,
+    /// With --deep: every difference found, as JSON Lines, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub verify_report: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -70,7 +73,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     let mut applier = Applier::new(args.target.apply_options());
     let mut file = file;
     let mut decoder = Decoder::with_options(args.target.decoder_options());
-    let mut count = args.verify.then(|| FileCount::new(args.target.apply_options().filter));
+    let mut count = (args.verify && !args.deep.deep).then(|| FileCount::new(args.target.apply_options().filter));
     let mut buf = vec![0u8; 256 * 1024];
     let mut read = 0u64;
     loop {
@@ -82,7 +85,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
             decoder.feed(&buf[..n]);
         }
         if let Some(c) = count.as_mut() {
-            c.now_ms = now_ms();
+            c.tick();
         }
         loop {
             match decoder.advance() {
@@ -159,7 +162,14 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     .emit();
     target::finish(&args.target, &dest)?;
 
-    if let Some(count) = count {
+    if args.deep.deep {
+        monitor.phase(Phase::Verifying, "", |j| j.str("level", "deep"));
+        status::line(&format!("verify (deep): every key of {what} against the destination"));
+        let report = super::verify::deep_file(&args.file, &args.target, &args.deep, args.verify_report.as_deref())?;
+        if !super::verify::show_deep(&report) {
+            return Err(super::verify::Different::FILE.into());
+        }
+    } else if let Some(count) = count {
         monitor.phase(Phase::Verifying, "", |j| j.str("level", "quick"));
         status::line(&format!("verify (quick): the keys of {what} per db (as \"source\") against the destination"));
         let report = redis_ferry::verify::compare(
@@ -168,67 +178,10 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
             &args.target.writer_options()?.db_map,
         );
         if !super::verify::show_quick(&report) {
-            return Err(super::verify::Different.into());
+            return Err(super::verify::Different::FILE.into());
         }
     }
     Ok(())
-}
-
-/// The keys per db of the file that should reach the destination: those the filters
-/// admit, that have not expired, and that the destination can hold (what
-/// [`UnsupportedScan`] finds is left out with --skip-unsupported, and stops the run
-/// without it). Counted from the decoder's records, apart from the writer's counters.
-struct FileCount {
-    filter: KeyFilter,
-    now_ms: i64,
-    dbs: BTreeMap<u32, DbCount>,
-    scan: UnsupportedScan,
-    /// The current key, if counted: its db and whether it has an expiry.
-    current: Option<(u32, bool)>,
-}
-
-impl FileCount {
-    fn new(filter: KeyFilter) -> FileCount {
-        FileCount {
-            scan: UnsupportedScan::new(filter.clone()),
-            filter,
-            now_ms: now_ms(),
-            dbs: BTreeMap::new(),
-            current: None,
-        }
-    }
-
-    fn record(&mut self, r: &Record, profile: &redis_ferry::writer::Profile) {
-        let before = self.scan.count;
-        self.scan.record(r, profile);
-        let unsupported = self.scan.count > before;
-        match r {
-            Record::Key(k) => {
-                self.current = None;
-                if self.filter.admits(k.key) && k.expire_at_ms.is_none_or(|ms| ms > self.now_ms) {
-                    let db = u32::try_from(k.db).unwrap_or(u32::MAX);
-                    let c = self.dbs.entry(db).or_default();
-                    c.keys += 1;
-                    c.expires += u64::from(k.expire_at_ms.is_some());
-                    self.current = Some((db, k.expire_at_ms.is_some()));
-                }
-            }
-            Record::Value(_) | Record::KeyEnd => {}
-            // A function library the destination cannot hold is not a key.
-            _ => return,
-        }
-        if unsupported {
-            if let Some((db, expires)) = self.current.take() {
-                let c = self.dbs.entry(db).or_default();
-                c.keys = c.keys.saturating_sub(1);
-                c.expires = c.expires.saturating_sub(u64::from(expires));
-            }
-        }
-    }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A write error while restoring `what`.

@@ -544,7 +544,7 @@ fn finish(
             super::verify::show_quick(&super::verify::quick(&args.source, &args.target)?)
         };
         if !same {
-            return Err(super::verify::Different.into());
+            return Err(super::verify::Different::SOURCE.into());
         }
     }
 

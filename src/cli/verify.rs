@@ -1,12 +1,18 @@
 //! `redis-ferry verify`, and the `--verify` of `sync`: compare source and destination.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use redis_ferry::net::Conn;
+use redis_ferry::rdb::{RdbReader, Record};
 use redis_ferry::replica::Purpose;
 use redis_ferry::verify::deep::{DeepOptions, DeepReport, Difference};
 use redis_ferry::verify::{self, DbCount, QuickReport};
+use redis_ferry::writer::apply::UnsupportedScan;
+use redis_ferry::writer::filter::KeyFilter;
 
 use super::status::{self, Json, Obj};
 
@@ -16,7 +22,11 @@ use super::target::TargetArgs;
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub source: SourceArgs,
+    pub source: Option<SourceArgs>,
+    /// Compare the destination with this RDB file rather than with a source server
+    /// (the keys that restoring it should have written, less those already expired).
+    #[arg(long, value_name = "FILE", conflicts_with = "source", required_unless_present = "source")]
+    pub rdb: Option<PathBuf>,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -28,7 +38,7 @@ pub struct VerifyArgs {
 pub struct DeepArgs {
     /// Compare every key (type, value, expiry) on both sides, in both directions,
     /// rather than key counts per db. Differences go to a file as JSON Lines (verify:
-    /// --report FILE; sync: --verify-report FILE).
+    /// --report FILE; sync and restore: --verify-report FILE).
     #[arg(long)]
     pub deep: bool,
     /// With --deep: how many differing keys to show.
@@ -39,24 +49,45 @@ pub struct DeepArgs {
     pub ttl_tolerance: u64,
 }
 
-/// The destination does not hold what the source holds.
+/// The destination does not hold what the source (or the file) holds.
 #[derive(Debug, thiserror::Error)]
-#[error("verify: the destination differs from the source")]
-pub struct Different;
+#[error("verify: the destination differs from the {0}")]
+pub struct Different(pub &'static str);
+
+impl Different {
+    /// Compared with a source server.
+    pub const SOURCE: Different = Different("source");
+    /// Compared with an RDB file.
+    pub const FILE: Different = Different("file");
+}
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    let (source, rdb) = match (&args.source, &args.rdb) {
+        (_, Some(file)) => (None, Some(file.as_path())),
+        (Some(source), None) => (Some(source), None),
+        (None, None) => anyhow::bail!("verify needs --source URL or --rdb FILE"),
+    };
     if args.deep.deep {
-        let report = deep(&args.source, &args.target, &args.deep, args.target.report.as_deref())?;
+        let report = match (source, rdb) {
+            (Some(source), _) => deep(source, &args.target, &args.deep, args.target.report.as_deref())?,
+            (None, Some(file)) => deep_file(file, &args.target, &args.deep, args.target.report.as_deref())?,
+            (None, None) => unreachable!("checked above"),
+        };
         print!("{}", report.to_text());
-        return if report.identical() { Ok(()) } else { Err(Different.into()) };
+        let differs = if rdb.is_some() { Different::FILE } else { Different::SOURCE };
+        return if report.identical() { Ok(()) } else { Err(differs.into()) };
     }
-    let report = quick(&args.source, &args.target)?;
+    let report = match (source, rdb) {
+        (Some(source), _) => quick(source, &args.target)?,
+        (None, Some(file)) => quick_file(file, &args.target)?,
+        (None, None) => unreachable!("checked above"),
+    };
     print!("{}", report.to_text());
     if report.identical() {
         println!("verify (quick): the same number of keys in every db");
         Ok(())
     } else {
-        Err(Different.into())
+        Err(if rdb.is_some() { Different::FILE } else { Different::SOURCE }.into())
     }
 }
 
@@ -79,6 +110,21 @@ pub fn quick(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<QuickRe
     }
     let (mut s, mut t) = connect(source, target)?;
     Ok(verify::quick(&mut s, &mut t, &target.writer_options()?.db_map)?)
+}
+
+/// The quick comparison of an RDB file (the keys per db it holds, less those expired
+/// or the destination cannot hold) with the destination's `INFO keyspace`.
+pub fn quick_file(file: &Path, target: &TargetArgs) -> anyhow::Result<QuickReport> {
+    let (endpoint, connect) = target.endpoint()?;
+    let mut t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
+    let profile = redis_ferry::writer::Profile::probe(&mut t)?;
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut reader = RdbReader::with_options(input, target.decoder_options());
+    let mut count = FileCount::new(target.apply_options().filter);
+    while let Some(r) = reader.next_record().with_context(|| format!("decoding {}", file.display()))? {
+        count.record(&r, &profile);
+    }
+    Ok(verify::compare(&count.dbs, &verify::keyspace(&mut t)?, &target.writer_options()?.db_map))
 }
 
 /// The destination's keys per db.
@@ -155,21 +201,52 @@ pub fn show_deep(report: &DeepReport) -> bool {
 }
 
 /// The deep comparison, every difference written to `report` if given.
-pub fn deep(source: &SourceArgs, target: &TargetArgs, args: &DeepArgs, report: Option<&std::path::Path>) -> anyhow::Result<DeepReport> {
+pub fn deep(source: &SourceArgs, target: &TargetArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
     let (mut s, mut t) = connect(source, target)?;
-    let opts = DeepOptions {
+    let opts = deep_options(target, args);
+    let mut file = ReportFile::create(report)?;
+    let report = verify::deep::deep(&mut s, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut |d| file.write(d))?;
+    file.finish()?;
+    Ok(report)
+}
+
+/// The deep comparison of an RDB file with the destination (`restore --verify --deep`).
+pub fn deep_file(file: &Path, target: &TargetArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
+    let (endpoint, connect) = target.endpoint()?;
+    let mut t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let mut reader = RdbReader::with_options(input, target.decoder_options());
+    let opts = deep_options(target, args);
+    let mut out = ReportFile::create(report)?;
+    let report = verify::file::against_file(&mut reader, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut |d| out.write(d))
+        .with_context(|| format!("comparing {} with the destination", file.display()))?;
+    out.finish()?;
+    Ok(report)
+}
+
+fn deep_options(target: &TargetArgs, args: &DeepArgs) -> DeepOptions {
+    DeepOptions {
         filter: target.apply_options().filter,
         ttl_tolerance_ms: i64::try_from(args.ttl_tolerance).unwrap_or(i64::MAX),
         ..DeepOptions::default()
-    };
-    let mut file = match report {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => None,
-    };
-    let mut sink = |d: &Difference| -> std::io::Result<()> {
-        let Some(f) = file.as_mut() else { return Ok(()) };
+    }
+}
+
+/// Where the deep comparison writes every difference, as JSON Lines, if asked to.
+struct ReportFile(Option<std::io::BufWriter<std::fs::File>>);
+
+impl ReportFile {
+    fn create(path: Option<&Path>) -> anyhow::Result<ReportFile> {
+        Ok(ReportFile(match path {
+            Some(path) => Some(std::io::BufWriter::new(
+                std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            )),
+            None => None,
+        }))
+    }
+
+    fn write(&mut self, d: &Difference) -> std::io::Result<()> {
+        let Some(f) = self.0.as_mut() else { return Ok(()) };
         let mut line = Vec::with_capacity(128);
         line.extend_from_slice(b"{\"kind\":");
         redis_ferry::output::write_json_str(&mut line, d.kind.name());
@@ -182,10 +259,78 @@ pub fn deep(source: &SourceArgs, target: &TargetArgs, args: &DeepArgs, report: O
         redis_ferry::output::write_json_str(&mut line, &d.detail);
         line.extend_from_slice(b"}\n");
         f.write_all(&line)
-    };
-    let report = verify::deep::deep(&mut s, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut sink)?;
-    if let Some(f) = file.as_mut() {
-        f.flush().context("writing the report")?;
     }
-    Ok(report)
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if let Some(f) = self.0.as_mut() {
+            f.flush().context("writing the report")?;
+        }
+        Ok(())
+    }
 }
+
+/// The keys per db of the file that should reach the destination: those the filters
+/// admit, that have not expired, and that the destination can hold (what
+/// [`UnsupportedScan`] finds is left out with --skip-unsupported, and stops the run
+/// without it). Counted from the decoder's records, apart from the writer's counters.
+pub struct FileCount {
+    filter: KeyFilter,
+    now_ms: i64,
+    /// The counts so far.
+    pub dbs: BTreeMap<u32, DbCount>,
+    scan: UnsupportedScan,
+    /// The current key, if counted: its db and whether it has an expiry.
+    current: Option<(u32, bool)>,
+}
+
+impl FileCount {
+    /// Counts the keys `filter` admits.
+    pub fn new(filter: KeyFilter) -> FileCount {
+        FileCount {
+            scan: UnsupportedScan::new(filter.clone()),
+            filter,
+            now_ms: now_ms(),
+            dbs: BTreeMap::new(),
+            current: None,
+        }
+    }
+
+    /// Reads the clock again (keys that expire by now are not counted).
+    pub fn tick(&mut self) {
+        self.now_ms = now_ms();
+    }
+
+    /// Looks at one record.
+    pub fn record(&mut self, r: &Record, profile: &redis_ferry::writer::Profile) {
+        let before = self.scan.count;
+        self.scan.record(r, profile);
+        let unsupported = self.scan.count > before;
+        match r {
+            Record::Key(k) => {
+                self.current = None;
+                if self.filter.admits(k.key) && k.expire_at_ms.is_none_or(|ms| ms > self.now_ms) {
+                    let db = u32::try_from(k.db).unwrap_or(u32::MAX);
+                    let c = self.dbs.entry(db).or_default();
+                    c.keys += 1;
+                    c.expires += u64::from(k.expire_at_ms.is_some());
+                    self.current = Some((db, k.expire_at_ms.is_some()));
+                }
+            }
+            Record::Value(_) | Record::KeyEnd => {}
+            // A function library the destination cannot hold is not a key.
+            _ => return,
+        }
+        if unsupported {
+            if let Some((db, expires)) = self.current.take() {
+                let c = self.dbs.entry(db).or_default();
+                c.keys = c.keys.saturating_sub(1);
+                c.expires = c.expires.saturating_sub(u64::from(expires));
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+

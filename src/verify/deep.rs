@@ -119,6 +119,8 @@ pub struct DeepReport {
     pub not_compared: BTreeMap<String, u64>,
     /// How long it took.
     pub elapsed: Duration,
+    /// The "source" was an RDB file ([`super::file`]).
+    pub from_file: bool,
 }
 
 impl DeepReport {
@@ -135,8 +137,9 @@ impl DeepReport {
     /// A summary for people.
     pub fn to_text(&self) -> String {
         let secs = self.elapsed.as_secs_f64();
+        let from = if self.from_file { "keys of the file" } else { "source keys" };
         let mut out = format!(
-            "verify (deep): {} source keys and {} destination keys compared in {:.1} s ({:.0} keys/s)\n",
+            "verify (deep): {} {from} and {} destination keys compared in {:.1} s ({:.0} keys/s)\n",
             self.source_keys,
             self.target_keys,
             secs,
@@ -157,7 +160,12 @@ impl DeepReport {
         if self.settled > 0 {
             out.push_str(&format!("verify (deep): {} key(s) changed during the check and matched when checked again\n", self.settled));
         }
-        if self.vanished > 0 {
+        if self.vanished > 0 && self.from_file {
+            out.push_str(&format!(
+                "verify (deep): {} key(s) of the file had expired by their turn, so are not expected on the destination\n",
+                self.vanished
+            ));
+        } else if self.vanished > 0 {
             out.push_str(&format!("verify (deep): {} source key(s) disappeared (expired or deleted) before their turn\n", self.vanished));
         }
         for (t, n) in &self.not_compared {
@@ -168,17 +176,19 @@ impl DeepReport {
 }
 
 /// One server, with what the comparison needs to know about it.
-struct Side<'a> {
-    conn: &'a mut Conn,
+pub(super) struct Side<'a> {
+    pub(super) conn: &'a mut Conn,
+    /// What the probe found.
+    pub(super) profile: Profile,
     /// The dbs that hold keys (from the probe's `INFO keyspace`).
-    dbs: Vec<u32>,
+    pub(super) dbs: Vec<u32>,
     selected: Option<u32>,
     /// `PTTL` (2.6+) or `TTL`.
-    pttl: bool,
+    pub(super) pttl: bool,
     /// `SCAN` (2.8+) or `KEYS *`.
     scan: bool,
-    /// `XRANGE` with an exclusive start, `(id` (6.2+).
-    exclusive_range: bool,
+    /// `XRANGE` with an exclusive start, `(id` (6.2+); also `SMISMEMBER` and `ZMSCORE`.
+    pub(super) exclusive_range: bool,
     /// Commands queued, and how many.
     out: Vec<u8>,
     queued: usize,
@@ -187,7 +197,7 @@ struct Side<'a> {
 const IDLE: Duration = Duration::from_secs(60);
 
 impl<'a> Side<'a> {
-    fn new(conn: &'a mut Conn) -> Result<Side<'a>, NetError> {
+    pub(super) fn new(conn: &'a mut Conn) -> Result<Side<'a>, NetError> {
         let p = Profile::probe(conn)?;
         let at_least = |v: (u32, u32)| (p.version.0, p.version.1) >= v || p.valkey;
         Ok(Side {
@@ -199,10 +209,11 @@ impl<'a> Side<'a> {
             exclusive_range: at_least((6, 2)),
             out: Vec::new(),
             queued: 0,
+            profile: p,
         })
     }
 
-    fn push(&mut self, args: &[&[u8]]) {
+    pub(super) fn push(&mut self, args: &[&[u8]]) {
         self.out.push(b'*');
         self.out.extend_from_slice(itoa::Buffer::new().format(args.len()).as_bytes());
         self.out.extend_from_slice(b"\r\n");
@@ -218,7 +229,7 @@ impl<'a> Side<'a> {
 
     /// Queues a `SELECT` if `db` is not the selected db; its reply is dropped by
     /// [`Side::read`] (so callers count only their own commands).
-    fn select(&mut self, db: u32) -> bool {
+    pub(super) fn select(&mut self, db: u32) -> bool {
         if self.selected == Some(db) {
             return false;
         }
@@ -227,7 +238,7 @@ impl<'a> Side<'a> {
         true
     }
 
-    fn send(&mut self) -> Result<(), NetError> {
+    pub(super) fn send(&mut self) -> Result<(), NetError> {
         if !self.out.is_empty() {
             self.conn.send_raw(&self.out)?;
             self.out.clear();
@@ -236,7 +247,7 @@ impl<'a> Side<'a> {
     }
 
     /// Reads the replies to everything queued, dropping the first `skip` (SELECTs).
-    fn read(&mut self, skip: usize) -> Result<Vec<Value>, NetError> {
+    pub(super) fn read(&mut self, skip: usize) -> Result<Vec<Value>, NetError> {
         let n = std::mem::take(&mut self.queued);
         let mut v = self.conn.read_values(n, IDLE, "verify")?;
         for r in v.iter().take(skip) {
@@ -355,20 +366,23 @@ pub enum DeepError {
     /// The report could not be written.
     #[error("writing the report: {0}")]
     Report(std::io::Error),
+    /// The RDB file compared with the destination could not be read or decoded.
+    #[error(transparent)]
+    Rdb(#[from] crate::rdb::ReadError),
 }
 
 /// Lists a db's keys in batches.
-struct Cursor {
+pub(super) struct Cursor {
     cursor: Option<Vec<u8>>,
 }
 
 impl Cursor {
-    fn start() -> Cursor {
+    pub(super) fn start() -> Cursor {
         Cursor { cursor: Some(b"0".to_vec()) }
     }
 
     /// The next batch of keys the filter admits (maybe empty), or `None` at the end.
-    fn next(&mut self, side: &mut Side, db: u32, filter: &KeyFilter) -> Result<Option<Vec<Vec<u8>>>, NetError> {
+    pub(super) fn next(&mut self, side: &mut Side, db: u32, filter: &KeyFilter) -> Result<Option<Vec<Vec<u8>>>, NetError> {
         let Some(cursor) = self.cursor.take() else { return Ok(None) };
         let skip = usize::from(side.select(db));
         let keys = if side.scan {
@@ -392,13 +406,13 @@ impl Cursor {
     }
 }
 
-fn side_run(side: &mut Side, skip: usize) -> Result<Vec<Value>, NetError> {
+pub(super) fn side_run(side: &mut Side, skip: usize) -> Result<Vec<Value>, NetError> {
     side.send()?;
     side.read(skip)
 }
 
 /// Which of `keys` exist in `db`.
-fn exists(side: &mut Side, db: u32, keys: &[Vec<u8>]) -> Result<Vec<bool>, NetError> {
+pub(super) fn exists(side: &mut Side, db: u32, keys: &[Vec<u8>]) -> Result<Vec<bool>, NetError> {
     let skip = usize::from(side.select(db));
     for k in keys {
         side.push(&[b"EXISTS", k]);
@@ -535,11 +549,11 @@ fn compare_keys<'c>(
     Ok(diffs)
 }
 
-fn show(kind: &[u8]) -> String {
+pub(super) fn show(kind: &[u8]) -> String {
     String::from_utf8_lossy(kind).into_owned()
 }
 
-fn ttl(ms: i64) -> String {
+pub(super) fn ttl(ms: i64) -> String {
     if ms < 0 {
         "none".into()
     } else {
@@ -547,7 +561,7 @@ fn ttl(ms: i64) -> String {
     }
 }
 
-fn size_command(kind: &[u8]) -> Option<&'static [u8]> {
+pub(super) fn size_command(kind: &[u8]) -> Option<&'static [u8]> {
     Some(match kind {
         b"string" => b"STRLEN",
         b"list" => b"LLEN",

@@ -4,9 +4,10 @@
 //! (`INFO keyspace`), taking the db mapping into account, and how many keys carry an
 //! expiry. A difference no bigger than the keys with an expiry is flagged as possibly
 //! caused by keys expiring between the two reads. The deep level ([`deep`]) compares
-//! every key, in both directions.
+//! every key, in both directions; [`file`] compares an RDB file's keys with a destination.
 
 pub mod deep;
+pub mod file;
 
 use std::collections::BTreeMap;
 use crate::net::{Conn, NetError};
