@@ -193,6 +193,7 @@ pub fn show_deep(report: &DeepReport) -> bool {
             .object("differences", counts)
             .u64("settled", report.settled)
             .u64("vanished", report.vanished)
+            .bool("from_file", report.from_file)
             .f64("elapsed_sec", report.elapsed.as_secs_f64())
             .raw("first", &format!("[{}]", first.join(",")))
             .emit();
