@@ -749,3 +749,79 @@ fn a_new_full_resync_during_the_check_starts_it_over() {
     assert_eq!(c.cmd(&[b"GET", b"wl:db5"]).as_string(), "x");
     master.join();
 }
+
+/// Strings longer than a piece (1 MiB) go as `SET` of the first piece and `APPEND` of
+/// the others, so that neither a command nor a buffer holds all of one: a 5 MiB
+/// incompressible string with a TTL and a 9 MiB compressible one (LZF in the RDB)
+/// arrive whole through `restore` (commands and RESTORE modes) into 2.8 and 7.0, through
+/// `sync`, and through `decode --format resp` piped into a server.
+#[test]
+fn big_strings_go_in_pieces() {
+    let Some(source) = RedisServer::start("7.0.15") else { return };
+    let mut c = source.client();
+    // Incompressible: a byte sequence that does not repeat within LZF's window.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..(5 << 20) + 123)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    for cmd in [
+        &[&b"SET"[..], b"big:random", &random][..],
+        &[b"PEXPIRE", b"big:random", b"100000000"],
+        &[b"SETRANGE", b"big:zeros", b"9437183", b"z"],
+        &[b"SET", b"small", b"x"],
+        &[b"SAVE"],
+    ] {
+        let r = c.cmd(cmd);
+        assert!(!r.is_error(), "{r:?}");
+    }
+    let check = |server: &RedisServer, what: &str| {
+        let mut t = server.client();
+        assert_eq!(t.cmd(&[b"GET", b"big:random"]).as_bytes(), &random[..], "{what}");
+        let ttl = t.cmd(&[b"PTTL", b"big:random"]).as_int();
+        assert!(ttl > 90_000_000 && ttl <= 100_000_000, "{what}: {ttl}");
+        assert_eq!(t.cmd(&[b"STRLEN", b"big:zeros"]).as_int(), 9 << 20, "{what}");
+        assert_eq!(t.cmd(&[b"GETRANGE", b"big:zeros", b"9437183", b"-1"]).as_bytes(), b"z", "{what}");
+        assert_eq!(t.cmd(&[b"GETRANGE", b"big:zeros", b"0", b"3"]).as_bytes(), b"\0\0\0\0", "{what}");
+    };
+    for version in ["2.8.17", "7.0.15"] {
+        let Some(target) = RedisServer::start(version) else { return };
+        for mode in ["--no-restore", "--restore-max-bytes=33554432"] {
+            target.client().cmd(&[b"FLUSHALL"]).ok();
+            let out = ferry()
+                .args(["restore", mode, "--verify", "--deep", "--target", &format!("redis://{}", target.addr())])
+                .arg(source.rdb_path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{version} {mode}: {err}");
+            check(&target, &format!("restore into {version} {mode}"));
+        }
+    }
+    let Some(target) = RedisServer::start("3.2.6") else { return };
+    let out = ferry()
+        .args(["sync", "--exit-when-synced", "--skip-unsupported", "--verify", "--deep"])
+        .args(["--source", &format!("redis://{}", source.addr()), "--target", &format!("redis://{}", target.addr())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check(&target, "sync into 3.2.6");
+
+    let out = ferry().args(["decode", "--format", "resp"]).arg(source.rdb_path()).output().unwrap();
+    assert!(out.status.success());
+    let appends = out.stdout.windows(10).filter(|w| w == b"$6\r\nAPPEND").count();
+    assert_eq!(appends, 5 + 8, "5 pieces after the first of 5 MiB + 123 bytes, 8 of 9 MiB");
+    let Some(piped) = RedisServer::start("7.0.15") else { return };
+    let mut p = piped.client();
+    p.send_raw(&out.stdout).unwrap();
+    let commands = out.stdout.windows(3).filter(|w| w == b"\r\n*").count() + 1;
+    for _ in 0..commands {
+        let r = p.read_reply().unwrap();
+        assert!(!r.is_error(), "{r:?}");
+    }
+    check(&piped, "decode --format resp");
+}

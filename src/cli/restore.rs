@@ -161,6 +161,8 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     .f64("bytes_per_sec", read as f64 / secs.max(1e-3))
     .emit();
     target::finish(&args.target, &dest)?;
+    // The verify decodes the file again: what this pass holds (a big string whole) goes.
+    drop((decoder, applier, dest, buf));
 
     if args.deep.deep {
         monitor.phase(Phase::Verifying, "", |j| j.str("level", "deep"));

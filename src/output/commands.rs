@@ -2,8 +2,9 @@
 //!
 //! Per key: `SELECT` when the db changes; `DEL` before a collection (so the commands
 //! replace what the target held); the value in commands of at most one decoder chunk
-//! each (`SET`, `RPUSH`, `SADD`, `ZADD`, `HMSET`, `XADD`, ...); then the absolute expiry
-//! as `PEXPIREAT`. `HMSET` rather than multi-field `HSET`, which only Redis 4.0+ has.
+//! each (`SET`, `RPUSH`, `SADD`, `ZADD`, `HMSET`, `XADD`, ...; a string longer than
+//! [`STRING_PIECE`] as `SET` of its first MiB and `APPEND` of each next); then the
+//! absolute expiry as `PEXPIREAT`. `HMSET` rather than multi-field `HSET`, which only Redis 4.0+ has.
 //!
 //! Streams: `XADD` per entry with its id, `XSETID` with the last id (and, when the RDB
 //! has them, `ENTRIESADDED`/`MAXDELETEDID`), `XGROUP CREATE` per group (with
@@ -38,6 +39,10 @@ pub struct Notes {
     /// Valkey slot import records.
     pub slot_imports_skipped: u64,
 }
+
+/// The longest string value written in one command; longer ones go as `SET` of the
+/// first piece and `APPEND` of each other.
+pub const STRING_PIECE: usize = 1 << 20;
 
 /// Writes records as RESP commands.
 #[derive(Debug)]
@@ -155,6 +160,11 @@ impl<W: Write> CommandWriter<W> {
                     self.emit(&c);
                 }
             }
+            Record::Value(Chunk::String(Elem::Bytes(b))) if b.len() > STRING_PIECE => {
+                for (i, piece) in b.chunks(STRING_PIECE).enumerate() {
+                    self.string_piece(i == 0, piece)?;
+                }
+            }
             Record::Value(chunk) => self.chunk(chunk),
             Record::KeyEnd => {
                 if let Some(ms) = self.key.as_ref().and_then(|k| k.expire_at_ms) {
@@ -172,6 +182,16 @@ impl<W: Write> CommandWriter<W> {
     /// Writes out everything buffered and flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
         spill(&mut self.out, &mut self.buf, true)
+    }
+
+    /// One piece of the current key's string value: `SET` for the first, `APPEND` for
+    /// the others (a string longer than [`STRING_PIECE`] goes in pieces, so that no
+    /// command, and no buffer, holds all of it).
+    pub fn string_piece(&mut self, first: bool, piece: &[u8]) -> io::Result<()> {
+        let mut c = self.on_key(if first { "SET" } else { "APPEND" });
+        c.arg(piece);
+        self.emit(&c);
+        spill(&mut self.out, &mut self.buf, false)
     }
 
     fn function_load(&mut self, code: &[u8]) {

@@ -26,7 +26,7 @@ pub use super::plan::UnsupportedScan;
 use super::plan::{field_ttl_why, has_field_ttls, key_plan, unsupported, KeyPlan, Via};
 use super::{Destination, WriteError};
 use crate::bytesfmt::Printable;
-use crate::output::commands::CommandWriter;
+use crate::output::commands::{CommandWriter, STRING_PIECE};
 use crate::rdb::{Kind, Record};
 use crate::replica::stream::Unit;
 use crate::resp::reader::{CommandReader, ReaderLimits};
@@ -211,6 +211,19 @@ impl Applier {
     pub fn record(&mut self, r: &Record, capture: Capture, dest: &mut Destination) -> Result<(), WriteError> {
         match r {
             Record::Header(v) => self.source_version = Some(v.version),
+            Record::Value(crate::rdb::Chunk::String(crate::rdb::Elem::Bytes(b))) if b.len() > STRING_PIECE && !self.skipping && b.len() as u64 <= dest.profile().max_bulk =>
+            {
+                // A big string goes in pieces, each sent before the next is made, so
+                // memory does not grow with it; and never as RESTORE (the commands
+                // held back for that would hold it whole).
+                self.restoring = None;
+                self.send_rendered(dest)?;
+                for (i, piece) in b.chunks(STRING_PIECE).enumerate() {
+                    self.cw.string_piece(i == 0, piece).and_then(|_| self.cw.flush()).map_err(rendering)?;
+                    self.send_rendered(dest)?;
+                }
+                return Ok(());
+            }
             Record::Value(chunk) if self.restoring.is_some() => {
                 let fits = match self.restoring.as_ref().map(|rk| rk.via) {
                     Some(Via::OwnPayload) => capture.capturing,
@@ -348,16 +361,13 @@ impl Applier {
     /// Renders one record's commands into the shared buffer (all of them: what is sent
     /// next must belong to this record).
     fn render(&mut self, r: &Record) -> Result<(), WriteError> {
-        self.cw
-            .record(r)
-            .and_then(|_| self.cw.flush())
-            .map_err(|e| WriteError::Unsupported(format!("rendering commands: {e}")))
+        self.cw.record(r).and_then(|_| self.cw.flush()).map_err(rendering)
     }
 
     /// Sends what the snapshot's records rendered so far, then marks `offset` (the
     /// snapshot's stream offset) as complete once it is all confirmed.
     pub fn end_snapshot(&mut self, dest: &mut Destination, offset: u64) -> Result<(), WriteError> {
-        self.cw.flush().map_err(|e| WriteError::Unsupported(format!("rendering commands: {e}")))?;
+        self.cw.flush().map_err(rendering)?;
         self.send_rendered(dest)?;
         dest.advance(offset);
         Ok(())
@@ -554,6 +564,12 @@ fn restore(dest: &mut Destination, rk: &RestoreKey, payload: [&[u8]; 2]) -> Resu
     }
     dest.command_parts(&args, 0)?;
     Ok(true)
+}
+
+/// The commands for the destination could not be rendered (they go to memory, so this
+/// does not happen).
+fn rendering(e: io::Error) -> WriteError {
+    WriteError::Unsupported(format!("rendering commands: {e}"))
 }
 
 fn now_ms() -> i64 {
