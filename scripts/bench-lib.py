@@ -611,6 +611,8 @@ def cmd_report(args):
         "check": (f"`{meta['checker']} FILE` ({meta['checker_version']})", "check"),
         "summary": ("`redis-ferry decode FILE --format summary`", "check"),
         "jsonl": ("`redis-ferry decode FILE --format jsonl -o /dev/null`", "check"),
+        "verify_servers": ("`redis-ferry verify --deep --source URL --target URL` (after a restore)", "keys"),
+        "verify_file": ("`redis-ferry verify --deep --rdb FILE --target URL` (the same destination)", "keys"),
     }
     med, runs, rss = {}, {}, {}
     for kind in labels:
@@ -640,6 +642,10 @@ def cmd_report(args):
                 x = med["check"] / m
                 ratio = f"{x:.2f}x faster"
                 target = f">= 5x: {'met' if x >= 5 else 'MISSED'}"
+            elif ref == "keys" and meta.get("keys"):
+                x = meta["keys"] / m
+                ratio = f"{x / 1000:.0f}k keys/s"
+                target = f">= 100k keys/s: {'met' if x >= 100e3 else 'MISSED'}"
             if kind not in ("native", "check") and rss.get(kind) is not None:
                 ok = rss[kind] * 1024 * 1024 <= rss_limit
                 target += ("; " if target else "") + f"RSS <= 64 MB: {'met' if ok else 'MISSED'}"
