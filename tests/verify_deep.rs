@@ -83,14 +83,29 @@ fn deep_verify_finds_each_kind_of_difference() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("no difference") && lines.is_empty(), "{text}");
 
-    let mut t = target.client();
-    t.cmd(&[b"SELECT", b"0"]);
-    // One key per kind, plus one value deep inside each big key (past the first window).
-    let injected: &[(&[&[u8]], &str, &str)] = &[
+    let injected = inject(&target);
+    let (code, text, lines) = verify(&source, &target);
+    assert_reported("7.0.15 to 7.0.15", &injected, code, &text, &lines);
+    assert!(text.contains("differs from the source"), "{text}");
+}
+
+/// A difference injected into the destination: the command, the kind it must be
+/// reported as and the key ("" for a step that is not reported by itself).
+type Injected = (&'static [&'static [u8]], &'static str, &'static str);
+
+/// Injects one difference of each kind into `target`'s db 0, and one value deep inside
+/// each big key (past the first window); the stream only on 5.0+.
+fn inject(target: &RedisServer) -> Vec<Injected> {
+    let mut injected: Vec<Injected> = vec![
         (&[b"DEL", b"str:small"], "missing", "str:small"),
         (&[b"SET", b"only:on:target", b"x"], "extra", "only:on:target"),
         (&[b"HSET", b"big:hash", b"f2500", b"changed"], "value", "big:hash"),
+        // The same size: only looking the members up tells.
         (&[b"SREM", b"big:set", b"f2999"], "value", "big:set"),
+        (&[b"SADD", b"big:set", b"in-its-place"], "", ""),
+        // One element more: only the size tells.
+        (&[b"SADD", b"set:small-strs", b"only-here"], "value", "set:small-strs"),
+        (&[b"ZADD", b"zset:small", b"1", b"only-here"], "value", "zset:small"),
         (&[b"LSET", b"big:list", b"2222", b"changed"], "value", "big:list"),
         (&[b"ZADD", b"big:zset", b"2800.2", b"f2800"], "value", "big:zset"),
         (&[b"SETRANGE", b"big:string", b"3000000", b"y"], "value", "big:string"),
@@ -98,19 +113,29 @@ fn deep_verify_finds_each_kind_of_difference() {
         (&[b"DEL", b"list:small-strs"], "", ""),
         (&[b"SADD", b"list:small-strs", b"x"], "type", "list:small-strs"),
     ];
-    for (cmd, _, _) in injected {
+    if !target.version().starts_with('2') && !target.version().starts_with('3') {
+        injected.push((&[b"XDEL", b"big:stream", b"2500-0"], "value", "big:stream"));
+    }
+    let mut t = target.client();
+    t.cmd(&[b"SELECT", b"0"]);
+    for (cmd, _, _) in &injected {
         assert!(!t.cmd(cmd).is_error(), "{cmd:?}");
     }
-    let (code, text, lines) = verify(&source, &target);
-    assert_eq!(code, Some(1), "{text}");
-    for (_, kind, key) in injected.iter().filter(|(_, k, _)| !k.is_empty()) {
+    injected
+}
+
+/// Every injected difference is in the report with its kind, and nothing else is.
+fn assert_reported(what: &str, injected: &[Injected], code: Option<i32>, text: &str, lines: &[serde_json::Value]) {
+    assert_eq!(code, Some(1), "{what}: {text}");
+    let reported: Vec<&Injected> = injected.iter().filter(|(_, k, _)| !k.is_empty()).collect();
+    for (_, kind, key) in &reported {
         assert!(
             lines.iter().any(|l| l["kind"] == *kind && l["key"] == *key),
-            "{kind} difference on {key} not reported:\n{text}"
+            "{what}: {kind} difference on {key} not reported:\n{text}"
         );
     }
-    assert_eq!(lines.len(), injected.iter().filter(|(_, k, _)| !k.is_empty()).count(), "only what was injected:\n{text}");
-    assert!(text.contains("DIFFERENT"), "{text}");
+    assert_eq!(lines.len(), reported.len(), "{what}: only what was injected:\n{text}");
+    assert!(text.contains("DIFFERENT"), "{what}: {text}");
 }
 
 #[test]
@@ -147,40 +172,9 @@ fn file_verify_finds_each_kind_of_difference() {
         assert!(out.status.success(), "{version}: {err}");
         assert!(err.contains("verify (deep): no difference"), "{version}: {err}");
 
-        let mut t = target.client();
-        t.cmd(&[b"SELECT", b"0"]);
-        let mut injected: Vec<(&[&[u8]], &str, &str)> = vec![
-            (&[b"DEL", b"str:small"], "missing", "str:small"),
-            (&[b"SET", b"only:on:target", b"x"], "extra", "only:on:target"),
-            (&[b"HSET", b"big:hash", b"f2500", b"changed"], "value", "big:hash"),
-            // The same size: only looking the members up tells.
-            (&[b"SREM", b"big:set", b"f2999"], "value", "big:set"),
-            (&[b"SADD", b"big:set", b"in-its-place"], "", ""),
-            (&[b"SADD", b"set:small-strs", b"only-here"], "value", "set:small-strs"),
-            (&[b"LSET", b"big:list", b"2222", b"changed"], "value", "big:list"),
-            (&[b"ZADD", b"big:zset", b"2800.2", b"f2800"], "value", "big:zset"),
-            (&[b"ZADD", b"zset:small", b"1", b"only-here"], "value", "zset:small"),
-            (&[b"SETRANGE", b"big:string", b"3000000", b"y"], "value", "big:string"),
-            (&[b"PEXPIRE", b"str:int:int8-pos", b"100000000"], "ttl", "str:int:int8-pos"),
-            (&[b"DEL", b"list:small-strs"], "", ""),
-            (&[b"SADD", b"list:small-strs", b"x"], "type", "list:small-strs"),
-        ];
-        if version.starts_with('7') {
-            injected.push((&[b"XDEL", b"big:stream", b"2500-0"], "value", "big:stream"));
-        }
-        for (cmd, _, _) in &injected {
-            assert!(!t.cmd(cmd).is_error(), "{cmd:?}");
-        }
+        let injected = inject(&target);
         let (code, text, lines) = verify_against(&["--rdb", rdb.to_str().unwrap()], &target);
-        assert_eq!(code, Some(1), "{version}: {text}");
-        for (_, kind, key) in injected.iter().filter(|(_, k, _)| !k.is_empty()) {
-            assert!(
-                lines.iter().any(|l| l["kind"] == *kind && l["key"] == *key),
-                "{version}: {kind} difference on {key} not reported:\n{text}"
-            );
-        }
-        let want = injected.iter().filter(|(_, k, _)| !k.is_empty()).count();
-        assert_eq!(lines.len(), want, "{version}: only what was injected:\n{text}");
+        assert_reported(version, &injected, code, &text, &lines);
         assert!(text.contains("differs from the file"), "{version}: {text}");
     }
 }
