@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use redis_ferry::net::Conn;
@@ -11,7 +10,7 @@ use redis_ferry::rdb::{RdbReader, Record};
 use redis_ferry::replica::Purpose;
 use redis_ferry::verify::deep::{DeepOptions, DeepReport, Difference};
 use redis_ferry::verify::{self, DbCount, QuickReport};
-use redis_ferry::writer::apply::UnsupportedScan;
+use redis_ferry::writer::apply::{now_ms, UnsupportedScan};
 use redis_ferry::writer::filter::KeyFilter;
 
 use super::status::{self, Json, Obj};
@@ -62,42 +61,44 @@ impl Different {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
-    let (source, rdb) = match (&args.source, &args.rdb) {
-        (_, Some(file)) => (None, Some(file.as_path())),
-        (Some(source), None) => (Some(source), None),
-        (None, None) => anyhow::bail!("verify needs --source URL or --rdb FILE"),
+    let shown_deep = |r: DeepReport| (r.to_text(), r.identical());
+    let shown_quick = |r: QuickReport| {
+        let same = if r.identical() { "verify (quick): the same number of keys in every db\n" } else { "" };
+        (r.to_text() + same, r.identical())
     };
-    if args.deep.deep {
-        let report = match (source, rdb) {
-            (Some(source), _) => deep(source, &args.target, &args.deep, args.target.report.as_deref())?,
-            (None, Some(file)) => deep_file(file, &args.target, &args.deep, args.target.report.as_deref())?,
-            (None, None) => unreachable!("checked above"),
-        };
-        print!("{}", report.to_text());
-        let differs = if rdb.is_some() { Different::FILE } else { Different::SOURCE };
-        return if report.identical() { Ok(()) } else { Err(differs.into()) };
-    }
-    let report = match (source, rdb) {
-        (Some(source), _) => quick(source, &args.target)?,
-        (None, Some(file)) => quick_file(file, &args.target)?,
-        (None, None) => unreachable!("checked above"),
+    let report = args.target.report.as_deref();
+    let (text, identical) = match (&args.source, &args.rdb, args.deep.deep) {
+        (_, Some(file), true) => shown_deep(deep_file(file, &args.target, &args.deep, report)?),
+        (_, Some(file), false) => shown_quick(quick_file(file, &args.target)?),
+        (Some(source), None, true) => shown_deep(deep(source, &args.target, &args.deep, report)?),
+        (Some(source), None, false) => shown_quick(quick(source, &args.target)?),
+        (None, None, _) => anyhow::bail!("verify needs --source URL or --rdb FILE"),
     };
-    print!("{}", report.to_text());
-    if report.identical() {
-        println!("verify (quick): the same number of keys in every db");
-        Ok(())
-    } else {
-        Err(if rdb.is_some() { Different::FILE } else { Different::SOURCE }.into())
+    print!("{text}");
+    match (identical, args.rdb.is_some()) {
+        (true, _) => Ok(()),
+        (false, true) => Err(Different::FILE.into()),
+        (false, false) => Err(Different::SOURCE.into()),
     }
 }
 
 /// Both servers the arguments name, connected.
 fn connect(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<(Conn, Conn)> {
     let src = source.options(Purpose::Full)?;
-    let (endpoint, connect) = target.endpoint()?;
     let s = Conn::open(&src.endpoint, &src.connect, super::source::PASSWORD_ENV)?;
-    let t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
-    Ok((s, t))
+    Ok((s, open_target(target)?))
+}
+
+/// The destination the arguments name, connected.
+fn open_target(target: &TargetArgs) -> anyhow::Result<Conn> {
+    let (endpoint, connect) = target.endpoint()?;
+    Ok(Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?)
+}
+
+/// The RDB file `file`, to be decoded as the destination's writer would.
+fn open_rdb(file: &Path, target: &TargetArgs) -> anyhow::Result<RdbReader<std::fs::File>> {
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    Ok(RdbReader::with_options(input, target.decoder_options()))
 }
 
 /// The quick comparison of the two servers the arguments name.
@@ -115,11 +116,9 @@ pub fn quick(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<QuickRe
 /// The quick comparison of an RDB file (the keys per db it holds, less those expired
 /// or the destination cannot hold) with the destination's `INFO keyspace`.
 pub fn quick_file(file: &Path, target: &TargetArgs) -> anyhow::Result<QuickReport> {
-    let (endpoint, connect) = target.endpoint()?;
-    let mut t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
+    let mut t = open_target(target)?;
     let profile = redis_ferry::writer::Profile::probe(&mut t)?;
-    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let mut reader = RdbReader::with_options(input, target.decoder_options());
+    let mut reader = open_rdb(file, target)?;
     let mut count = FileCount::new(target.apply_options().filter);
     while let Some(r) = reader.next_record().with_context(|| format!("decoding {}", file.display()))? {
         count.record(&r, &profile);
@@ -129,9 +128,7 @@ pub fn quick_file(file: &Path, target: &TargetArgs) -> anyhow::Result<QuickRepor
 
 /// The destination's keys per db.
 pub fn target_keyspace(target: &TargetArgs) -> anyhow::Result<std::collections::BTreeMap<u32, DbCount>> {
-    let (endpoint, connect) = target.endpoint()?;
-    let mut t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
-    Ok(verify::keyspace(&mut t)?)
+    Ok(verify::keyspace(&mut open_target(target)?)?)
 }
 
 /// Shows a quick comparison (text on standard error, a `verify` object with
@@ -213,10 +210,8 @@ pub fn deep(source: &SourceArgs, target: &TargetArgs, args: &DeepArgs, report: O
 
 /// The deep comparison of an RDB file with the destination (`restore --verify --deep`).
 pub fn deep_file(file: &Path, target: &TargetArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
-    let (endpoint, connect) = target.endpoint()?;
-    let mut t = Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?;
-    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let mut reader = RdbReader::with_options(input, target.decoder_options());
+    let mut t = open_target(target)?;
+    let mut reader = open_rdb(file, target)?;
     let opts = deep_options(target, args);
     let mut out = ReportFile::create(report)?;
     let report = verify::file::against_file(&mut reader, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut |d| out.write(d))
@@ -331,7 +326,4 @@ impl FileCount {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 

@@ -187,8 +187,9 @@ pub(super) struct Side<'a> {
     pub(super) pttl: bool,
     /// `SCAN` (2.8+) or `KEYS *`.
     scan: bool,
-    /// `XRANGE` with an exclusive start, `(id` (6.2+); also `SMISMEMBER` and `ZMSCORE`.
-    pub(super) exclusive_range: bool,
+    /// Redis 6.2+ (or Valkey): `XRANGE` with an exclusive start, `(id`;
+    /// `SMISMEMBER` and `ZMSCORE`.
+    pub(super) at_6_2: bool,
     /// Commands queued, and how many.
     out: Vec<u8>,
     queued: usize,
@@ -206,7 +207,7 @@ impl<'a> Side<'a> {
             selected: None,
             pttl: at_least((2, 6)),
             scan: at_least((2, 8)),
-            exclusive_range: at_least((6, 2)),
+            at_6_2: at_least((6, 2)),
             out: Vec::new(),
             queued: 0,
             profile: p,
@@ -762,7 +763,7 @@ fn compare_big<'c>(s: &mut Side<'c>, t: &mut Side<'c>, kind: &[u8], k: &[u8], si
                 if (items.len() as u64) < w {
                     return Ok(None);
                 }
-                start = next_id(last, s.exclusive_range && t.exclusive_range);
+                start = next_id(last, s.at_6_2 && t.at_6_2);
             }
         }
     }

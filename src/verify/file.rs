@@ -35,14 +35,14 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::io::Read;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::deep::{exists, show, side_run, ttl, Cursor, DeepError, DeepOptions, DeepReport, Difference, Kind, Side};
 use crate::bytesfmt::Printable;
 use crate::net::Conn;
 use crate::rdb::{Chunk, Kind as Type, RdbReader, Record, StreamId};
 use crate::resp::value::Value;
-use crate::writer::apply::UnsupportedScan;
+use crate::writer::apply::{now_ms, UnsupportedScan};
 use crate::writer::DbMap;
 
 /// Queued commands after which the pipeline is run.
@@ -152,7 +152,7 @@ struct Current {
     kind: Type,
     /// Live elements (bytes for a string).
     count: u64,
-    /// All elements, counting hash fields whose expiry has passed.
+    /// Hash fields in all, with those whose expiry has passed.
     all: u64,
     /// Some hash field carries an expiry.
     field_ttls: bool,
@@ -338,7 +338,6 @@ impl Checker<'_, '_, '_> {
                 let key = self.key(cur.seq);
                 v.with_bytes(|b| -> Result<(), DeepError> {
                     cur.count = b.len() as u64;
-                    cur.all = cur.count;
                     for (i, piece) in b.chunks(step).enumerate() {
                         let from = (i * step) as u64;
                         let to = from + piece.len() as u64 - 1;
@@ -403,7 +402,6 @@ impl Checker<'_, '_, '_> {
             // Stream metadata and consumer groups are not compared.
             _ => {}
         }
-        cur.all = cur.all.max(cur.count);
         self.current = Some(cur);
         Ok(())
     }
@@ -430,7 +428,7 @@ impl Checker<'_, '_, '_> {
         cur.window_bytes = 0;
         let key = self.key(cur.seq);
         let seq = cur.seq;
-        let multi = self.side.exclusive_range;
+        let multi = self.side.at_6_2;
         match window {
             Window::List(items) => {
                 let from = cur.list_at;
@@ -532,7 +530,6 @@ impl Checker<'_, '_, '_> {
                 }
             }
         }
-        self.now = now_ms();
         // Keys whose every reply is in.
         while self.slots.front().is_some_and(|s| s.ended && s.outstanding == 0) {
             let Some(slot) = self.slots.pop_front() else { break };
@@ -725,10 +722,6 @@ fn hash(key: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     h.finish()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -572,6 +572,7 @@ fn rendering(e: io::Error) -> WriteError {
     WriteError::Unsupported(format!("rendering commands: {e}"))
 }
 
-fn now_ms() -> i64 {
+/// The wall clock, unix milliseconds.
+pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
