@@ -12,6 +12,10 @@
 //!   [`replica::stream`] turns the command stream into units (commands, `MULTI`/`EXEC`
 //!   transactions, controls) with their db and offsets.
 //! - [`net`]: `redis://`/`rediss://` URLs, TCP and TLS connections, for both sides.
+//! - [`preflight`]: checks made before anything could change either server: source and
+//!   destination are two different servers (by `run_id`, or on 2.4 by an `ECHO` seen in
+//!   the source's `MONITOR`), neither replicates from the other, the destination is not
+//!   a replica.
 //! - [`writer`]: the destination side. A pipelined writer over one or more connections
 //!   (each key always on the same one) that checks every reply and reports the source
 //!   offset the destination confirmed; the destination's profile; [`writer::plan`], how
@@ -41,6 +45,7 @@ pub mod bytesfmt;
 pub mod crc64;
 pub mod net;
 pub mod output;
+pub mod preflight;
 pub mod rdb;
 pub mod replica;
 pub mod resp;

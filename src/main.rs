@@ -166,6 +166,9 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             Some(redis_ferry::verify::deep::DeepError::Rdb(rdb::ReadError::Decode(_))) => return exit::BAD_INPUT,
             None => {}
         }
+        if cause.downcast_ref::<redis_ferry::preflight::PreflightError>().is_some() {
+            return exit::SERVER;
+        }
         if cause.downcast_ref::<redis_ferry::net::NetError>().is_some() {
             return exit::SERVER;
         }

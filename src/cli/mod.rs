@@ -1,5 +1,6 @@
 //! The subcommands that talk to servers, each in its own file, and what they share:
-//! `source`/`target` (the server options), `intake` (how `sync` takes in a snapshot),
+//! `source`/`target` (the server options), `preflight` (the checks before anything is
+//! sent: two different servers, a destination that takes writes), `intake` (how `sync` takes in a snapshot),
 //! and the operator's view of `sync` and `restore`: `status` (messages, and JSON Lines
 //! with `--json`), `monitor` (phases and their progress), `watch` (a second connection
 //! to the source: its BGSAVE wait, its remaining clients) and `cutover` (pausing the
@@ -9,6 +10,7 @@ pub mod cutover;
 pub mod dump;
 pub mod intake;
 pub mod monitor;
+pub mod preflight;
 pub mod progress;
 pub mod restore;
 pub mod source;

@@ -101,7 +101,10 @@ enum Cut {
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
     let opts = args.source.options(Purpose::Full)?;
-    // Before anything else: can the source be paused at all?
+    // Before anything else: two different servers, the destination not a replica.
+    let (target_endpoint, target_connect) = args.target.endpoint()?;
+    super::preflight::pair((&opts.endpoint, &opts.connect), (&target_endpoint, &target_connect), true)?;
+    // Then: can the source be paused at all?
     let plan = match args.pause_writes {
         Some(secs) => Some(cutover::probe(&opts.endpoint, &opts.connect, secs, args.deep.deep)?),
         None => None,

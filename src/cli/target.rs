@@ -184,6 +184,7 @@ pub fn writing(e: WriteError, what: &str, done: &str) -> anyhow::Error {
 /// Connects to the destination and says what it is (and whether it holds keys).
 pub fn connect(args: &TargetArgs) -> anyhow::Result<redis_ferry::writer::Destination> {
     let (endpoint, connect) = args.endpoint()?;
+    super::preflight::writable((&endpoint, &connect))?;
     let dest = redis_ferry::writer::Destination::connect(&endpoint, &connect, args.writer_options()?)?;
     let p = dest.profile();
     super::status::info_with(

@@ -85,6 +85,9 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
 /// Both servers the arguments name, connected.
 fn connect(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<(Conn, Conn)> {
     let src = source.options(Purpose::Full)?;
+    let (endpoint, connect) = target.endpoint()?;
+    // Comparing a server with itself would prove nothing.
+    super::preflight::pair((&src.endpoint, &src.connect), (&endpoint, &connect), false)?;
     let s = Conn::open(&src.endpoint, &src.connect, super::source::PASSWORD_ENV)?;
     Ok((s, open_target(target)?))
 }

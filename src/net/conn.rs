@@ -216,19 +216,35 @@ impl Conn {
             let mut tcp = tcp;
             // Short reads, so that a stop request and the deadline are noticed.
             tcp.set_read_timeout(Some(POLL)).map_err(|e| io_err("setting a read timeout", e))?;
-            let deadline = Instant::now() + opts.connect_timeout;
+            let started = Instant::now();
+            let deadline = started + opts.connect_timeout;
+            // A TLS server answers the ClientHello at once; a plain-text Redis reads it
+            // as the start of an inline command and waits, silently, for its end.
+            let first_answer = started + opts.connect_timeout.min(FIRST_TLS_ANSWER);
+            let mut answered = false;
             while conn.is_handshaking() {
                 match conn.complete_io(&mut tcp) {
-                    Ok(_) => {}
+                    Ok((read, _)) => answered |= read > 0,
                     Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                         if stop.load(Ordering::Relaxed) {
                             return Err(io_err("TLS handshake", io::Error::new(io::ErrorKind::Interrupted, "stopped")));
                         }
-                        if Instant::now() >= deadline {
+                        let now = Instant::now();
+                        if !answered && now >= first_answer {
+                            return Err(NetError::Tls {
+                                server,
+                                reason: format!(
+                                    "no answer to the TLS handshake in {} s: the server may not speak TLS on this port \
+                                     (a plain-text Redis waits silently); if it does not, use redis:// instead of rediss://",
+                                    first_answer.duration_since(started).as_secs()
+                                ),
+                            });
+                        }
+                        if now >= deadline {
                             return Err(NetError::Tls { server, reason: "the TLS handshake did not finish in time".into() });
                         }
                     }
-                    Err(e) => return Err(NetError::Tls { server, reason: tls_reason(&e) }),
+                    Err(e) => return Err(tls_failure(server, e)),
                 }
             }
             Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
@@ -274,11 +290,21 @@ impl Conn {
         }
     }
 
-    /// `INFO section`, as text.
+    /// `INFO section`, as text. Redis 2.4 has no sections (`INFO` takes no argument):
+    /// there the whole `INFO` is returned, which holds every field a section would.
     pub fn info(&mut self, section: &str) -> Result<String, NetError> {
         match self.call(&[b"INFO", section.as_bytes()], Duration::from_secs(10))? {
             Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            Reply::Error(e) if e.contains("wrong number of arguments") => self.info_all(),
             other => Err(self.protocol(format!("INFO {section}: unexpected reply {other:?}"))),
+        }
+    }
+
+    /// `INFO` without a section: the default sections (every field on 2.4).
+    pub fn info_all(&mut self) -> Result<String, NetError> {
+        match self.call(&[b"INFO"], Duration::from_secs(10))? {
+            Reply::Bulk(Some(b)) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            other => Err(self.protocol(format!("INFO: unexpected reply {other:?}"))),
         }
     }
 
@@ -291,6 +317,11 @@ impl Conn {
     /// when nothing translates addresses in between).
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         self.stream.tcp().local_addr().ok()
+    }
+
+    /// The server's end of the connection, as connected to.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.stream.tcp().peer_addr().ok()
     }
 
     /// Bytes received and not consumed yet.
@@ -471,16 +502,27 @@ impl Conn {
     }
 }
 
-fn tls_reason(e: &io::Error) -> String {
-    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return match inner {
-            rustls::Error::InvalidCertificate(c) => {
-                format!("the server's certificate is not trusted ({c:?}); pass its CA with --*-ca FILE")
-            }
-            other => other.to_string(),
-        };
-    }
-    e.to_string()
+/// How long a TLS handshake may wait for the server's first bytes.
+const FIRST_TLS_ANSWER: Duration = Duration::from_secs(3);
+
+/// A failed TLS handshake. What TLS itself refused (a certificate, a protocol
+/// mismatch, an answer that is not TLS at all) is [`NetError::Tls`], which no retry
+/// changes; the connection breaking during the handshake is [`NetError::Io`].
+fn tls_failure(server: String, e: io::Error) -> NetError {
+    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return NetError::Io { server, what: "TLS handshake".into(), cause: e };
+    };
+    let reason = match inner {
+        rustls::Error::InvalidCertificate(c) => {
+            format!("the server's certificate is not trusted ({c:?}); pass its CA with --*-ca FILE")
+        }
+        rustls::Error::InvalidMessage(m) => format!(
+            "the server's answer is not TLS ({m:?}): it may speak plain text on this port; if so, use redis:// \
+             instead of rediss://"
+        ),
+        other => other.to_string(),
+    };
+    NetError::Tls { server, reason }
 }
 
 /// The rustls client configuration for `opts`: the system's roots, or the PEM file's,

@@ -58,13 +58,13 @@ struct Failure {
 
 impl From<NetError> for Failure {
     fn from(e: NetError) -> Self {
-        // A name that does not resolve or a TLS handshake that does not finish can be
-        // passing trouble (a failover, a busy server); a certificate that does not
-        // verify cannot.
+        // A name that does not resolve or a connection that breaks can be passing
+        // trouble (a failover, a busy server). What TLS refused (a certificate, a
+        // server that does not speak TLS) and a refused password are not: a retry
+        // would only repeat them.
         let transient = match &e {
             NetError::Io { .. } | NetError::Connect { .. } | NetError::Resolve { .. } => true,
-            NetError::Tls { reason, .. } => !reason.contains("certificate"),
-            NetError::Auth { .. } | NetError::Protocol { .. } => false,
+            NetError::Tls { .. } | NetError::Auth { .. } | NetError::Protocol { .. } => false,
         };
         Failure { error: SourceError::Net(e), transient }
     }

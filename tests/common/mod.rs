@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fake_master;
+pub mod forward;
 
 use std::fmt;
 use std::fs::{self, File};
