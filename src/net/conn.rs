@@ -285,6 +285,13 @@ impl Conn {
         match self.call(&args, timeout)? {
             Reply::Status(_) => Ok(true),
             Reply::Error(e) if e.contains("no password is set") || e.contains("without any password configured") => Ok(false),
+            Reply::Error(e) if e.starts_with("WRONGPASS") || e.contains("invalid password") => Err(NetError::Auth {
+                server: self.server.clone(),
+                reply: format!(
+                    "{e} (check the password, and the ACL user if any, given in the URL or in the FERRY_SOURCE_PASSWORD / \
+                     FERRY_TARGET_PASSWORD variable)"
+                ),
+            }),
             Reply::Error(e) => Err(NetError::Auth { server: self.server.clone(), reply: e }),
             other => Err(NetError::Auth { server: self.server.clone(), reply: format!("unexpected reply {other:?}") }),
         }

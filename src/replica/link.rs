@@ -483,7 +483,16 @@ fn refused(err: &str, command: &str) -> Failure {
         || err.contains("BGSAVE failed")
         || err.contains("Unable to perform background save")
         || err.contains("failing over");
-    Failure { error: SourceError::Refused { command: command.to_string(), reply: err.to_string() }, transient }
+    let reply = if is_unknown_command(err) || err.starts_with("NOPERM") {
+        // Managed services rename or disable replication; an ACL user may lack it.
+        format!(
+            "{err} (the source does not let this connection replicate: SYNC/PSYNC renamed or disabled, or an ACL \
+             user without +psync +replconf; a copy that does not replicate is not built yet)"
+        )
+    } else {
+        err.to_string()
+    };
+    Failure { error: SourceError::Refused { command: command.to_string(), reply }, transient }
 }
 
 fn auth_failure(conn: &Conn, reply: String) -> Failure {
