@@ -178,8 +178,10 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<rdb::Error>().is_some() {
             return exit::BAD_INPUT;
         }
-        if let Some(rdb::ReadError::Decode(_)) = cause.downcast_ref::<rdb::ReadError>() {
-            return exit::BAD_INPUT;
+        match cause.downcast_ref::<rdb::ReadError>() {
+            Some(rdb::ReadError::Decode(_)) => return exit::BAD_INPUT,
+            Some(rdb::ReadError::Io(_)) => return exit::IO,
+            None => {}
         }
         if cause.downcast_ref::<io::Error>().is_some() {
             return exit::IO;

@@ -47,6 +47,10 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         Out::Stdout(io::stdout().lock())
     } else {
         let dest = PathBuf::from(&args.output);
+        // Found before the source is asked for a snapshot (a fork, on its side).
+        if dest.is_dir() {
+            anyhow::bail!("-o {}: is a directory; give the name of the file to write", dest.display());
+        }
         let mut partial = dest.clone().into_os_string();
         partial.push(".partial");
         let partial = PathBuf::from(partial);

@@ -10,12 +10,19 @@ const READ_SIZE: usize = 256 * 1024;
 /// Why reading records failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    /// The source could not be read.
+    /// The source could not be read. (Its cause is in the message, not in the error
+    /// chain, so that a chain printed whole does not say it twice.)
     #[error("reading the RDB input: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     /// The bytes are not a valid RDB.
     #[error(transparent)]
     Decode(#[from] Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
 }
 
 /// Reads an RDB from a [`Read`] source (a file, stdin) and yields its records.
