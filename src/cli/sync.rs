@@ -125,7 +125,7 @@ fn sync(
     let (src_endpoint, src_connect) = (opts.endpoint.clone(), opts.connect.clone());
     let mut monitor = Monitor::new(args.output.quiet, args.output.progress_interval);
     monitor.phase(Phase::Connecting, "", |j| {
-        j.str("source", &source).str("target", &redis_ferry::net::url::redact(&args.target.target))
+        j.str("source", &source).str("target", &redis_ferry::net::url::redact(&args.target.dest.target))
     });
     let mut dest = target::connect(&args.target)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -518,11 +518,11 @@ fn finish(
     .emit();
     target::finish(&args.target, dest)?;
 
-    let filtered = !args.target.match_.is_empty() || !args.target.exclude.is_empty();
+    let filtered = args.target.dest.filtered_by().is_some();
     if args.verify || args.deep.deep || end == End::Cutover {
         monitor.phase(Phase::Verifying, "", |j| j.str("level", if args.deep.deep { "deep" } else { "quick" }));
         let same = if args.deep.deep {
-            let report = super::verify::deep(&args.source, &args.target, &args.deep, args.verify_report.as_deref())?;
+            let report = super::verify::deep(&args.source.server, &args.target.dest, &args.deep, args.verify_report.as_deref())?;
             super::verify::show_deep(&report)
         } else if end == End::Cutover && filtered {
             status::warning(
@@ -536,12 +536,12 @@ fn finish(
             // holds our reads too).
             let report = redis_ferry::verify::compare(
                 &p.keyspace,
-                &super::verify::target_keyspace(&args.target)?,
-                &args.target.writer_options()?.db_map,
+                &super::verify::target_keyspace(&args.target.dest)?,
+                &args.target.dest.db_map()?,
             );
             super::verify::show_quick(&report)
         } else {
-            super::verify::show_quick(&super::verify::quick(&args.source, &args.target)?)
+            super::verify::show_quick(&super::verify::quick(&args.source.server, &args.target.dest)?)
         };
         if !same {
             return Err(super::verify::Different::SOURCE.into());
