@@ -126,6 +126,19 @@ pub struct OutputArgs {
     pub progress_interval: Option<f64>,
 }
 
+impl OutputArgs {
+    /// Refuses `--progress-interval` where nothing is shown (`-q` without `--json`).
+    pub fn check(&self) -> Result<(), super::check::Refused> {
+        if self.progress_interval.is_some() && self.quiet && !self.json {
+            super::check::refuse(
+                "--progress-interval sets how often progress is shown, and --quiet shows none (only --json would \
+                 have it): drop one of them, or add --json",
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// `12000 keys (10000 string, 2000 hash)`.
 pub fn describe_keys(keys: &[u64; 7]) -> String {
     let total: u64 = keys.iter().sum();

@@ -35,8 +35,23 @@ pub struct RestoreArgs {
     pub output: OutputArgs,
 }
 
+impl RestoreArgs {
+    /// Refuses what cannot work before anything is opened or contacted (see
+    /// [`super::check`]).
+    fn check(&self) -> anyhow::Result<()> {
+        self.target.check()?;
+        self.deep.check()?;
+        if self.verify_report.is_some() && !self.deep.deep {
+            super::check::needs("--verify-report", "--deep", "lists the differences the key-by-key comparison finds")?;
+        }
+        self.output.check()?;
+        Ok(())
+    }
+}
+
 pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
+    args.check()?;
     let what = args.file.display().to_string();
     let file = File::open(&args.file).with_context(|| format!("opening {what}"))?;
     let size = file.metadata().map(|m| m.len()).ok();

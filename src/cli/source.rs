@@ -35,18 +35,19 @@ impl SourceServerArgs {
     pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
         let (endpoint, connect) =
             server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
-        if self.source_insecure {
-            if endpoint.tls {
-                super::status::warning(
-                    "insecure",
-                    "WARNING: --source-insecure: the source's TLS certificate is NOT verified; anyone on the \
-                     network path can read and change the data",
-                );
-            } else {
-                super::status::warning("insecure", "warning: --source-insecure has no effect without rediss://");
-            }
+        if self.source_insecure && endpoint.tls {
+            super::status::warning(
+                "insecure",
+                "WARNING: --source-insecure: the source's TLS certificate is NOT verified; anyone on the \
+                 network path can read and change the data",
+            );
         }
         Ok((endpoint, connect))
+    }
+
+    /// Refuses TLS options that cannot work with the URL given (see [`super::check`]).
+    pub fn check(&self) -> Result<(), super::check::Refused> {
+        super::check::tls(&self.source, "--source", self.source_ca.is_some(), "--source-ca", self.source_insecure, "--source-insecure")
     }
 }
 

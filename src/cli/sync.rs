@@ -60,7 +60,6 @@ pub struct SyncArgs {
     #[arg(
         long,
         value_name = "SECONDS",
-        requires = "cutover",
         num_args = 0..=1,
         default_missing_value = "30",
         value_parser = clap::value_parser!(u64).range(1..=86_400)
@@ -68,6 +67,35 @@ pub struct SyncArgs {
     pub pause_writes: Option<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+impl SyncArgs {
+    /// Refuses what cannot work before anything is contacted (see [`super::check`]).
+    fn check(&self) -> anyhow::Result<()> {
+        self.source.server.check()?;
+        self.target.check()?;
+        self.deep.check()?;
+        if self.verify_report.is_some() && !self.deep.deep {
+            super::check::needs("--verify-report", "--deep", "lists the differences the key-by-key comparison finds")?;
+        }
+        if let (true, false, Some(flag)) = (self.verify, self.deep.deep, self.target.dest.filtered_by()) {
+            super::check::refuse(&format!(
+                "--verify without --deep compares whole dbs (INFO keyspace), so it cannot follow {flag}: add --deep, \
+                 which compares key by key"
+            ))?;
+        }
+        if self.pause_writes.is_some() && !self.cutover {
+            super::check::needs("--pause-writes", "--cutover", "pauses the source's writes for the cutover")?;
+        }
+        if self.exit_when_synced && self.cutover {
+            super::check::refuse(
+                "--exit-when-synced and --cutover both end the run once caught up; --cutover also checks, and says \
+                 whether it is safe to switch: keep one of them",
+            )?;
+        }
+        self.output.check()?;
+        Ok(())
+    }
 }
 
 enum Stage {
@@ -100,6 +128,7 @@ enum Cut {
 
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
+    args.check()?;
     let opts = args.source.options(Purpose::Full)?;
     // Before anything else: can the source be paused at all?
     let plan = match args.pause_writes {

@@ -99,6 +99,14 @@ impl DestinationArgs {
             (false, false) => Some("--match/--exclude"),
         }
     }
+
+    /// Refuses what cannot work before anything is contacted: TLS options the URL
+    /// cannot use, a `--db-map` that does not parse.
+    pub fn check(&self) -> anyhow::Result<()> {
+        super::check::tls(&self.target, "--target", self.target_ca.is_some(), "--target-ca", self.target_insecure, "--target-insecure")?;
+        self.db_map()?;
+        Ok(())
+    }
 }
 
 /// The destination and how to write into it (`restore`, `sync`).
@@ -179,6 +187,25 @@ impl TargetArgs {
             connections: usize::from(self.target_connections),
             ..WriterOptions::default()
         })
+    }
+
+    /// Refuses, before anything is contacted, what cannot work: see
+    /// [`DestinationArgs::check`], `--report` that nothing would write, and
+    /// `--restore-max-bytes` with `--no-restore`.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.dest.check()?;
+        if self.report.is_some() && self.on_error != OnErrorArg::Skip {
+            super::check::refuse(
+                "--report lists the commands skipped under --on-error skip, but with --on-error abort (the default) \
+                 the run stops at the first refused command and names it: add --on-error skip, or drop --report",
+            )?;
+        }
+        if self.no_restore && self.restore_max_bytes.is_some() {
+            super::check::refuse(
+                "--restore-max-bytes limits the values sent as RESTORE, and --no-restore sends none: drop one of them",
+            )?;
+        }
+        Ok(())
     }
 }
 

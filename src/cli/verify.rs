@@ -34,6 +34,27 @@ pub struct VerifyArgs {
     pub deep: DeepArgs,
 }
 
+impl VerifyArgs {
+    /// Refuses what cannot work before anything is contacted (see [`super::check`]).
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(source) = &self.source {
+            source.check()?;
+        }
+        self.target.check()?;
+        self.deep.check()?;
+        if self.report.is_some() && !self.deep.deep {
+            super::check::needs("--report", "--deep", "lists the differences the key-by-key comparison finds")?;
+        }
+        if let (Some(_), Some(flag), false) = (&self.source, self.target.filtered_by(), self.deep.deep) {
+            super::check::refuse(&format!(
+                "without --deep, verify --source compares whole dbs (INFO keyspace), so it cannot follow {flag}: add \
+                 --deep, which compares key by key"
+            ))?;
+        }
+        Ok(())
+    }
+}
+
 /// `--show` when not given.
 const SHOW: usize = 20;
 /// `--ttl-tolerance` when not given.
@@ -60,6 +81,17 @@ impl DeepArgs {
     pub fn show(&self) -> usize {
         self.show.unwrap_or(SHOW)
     }
+
+    /// Refuses `--show` and `--ttl-tolerance` without `--deep`.
+    pub fn check(&self) -> Result<(), super::check::Refused> {
+        if !self.deep && self.show.is_some() {
+            super::check::needs("--show", "--deep", "sets how many differing keys the key-by-key comparison shows")?;
+        }
+        if !self.deep && self.ttl_tolerance.is_some() {
+            super::check::needs("--ttl-tolerance", "--deep", "sets how far apart expiries may be in the key-by-key comparison")?;
+        }
+        Ok(())
+    }
 }
 
 /// The destination does not hold what the source (or the file) holds.
@@ -75,6 +107,7 @@ impl Different {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    args.check()?;
     let shown_deep = |r: DeepReport| (r.to_text(), r.identical());
     let shown_quick = |r: QuickReport| {
         let same = if r.identical() { "verify (quick): the same number of keys in every db\n" } else { "" };
@@ -117,13 +150,9 @@ fn open_rdb(file: &Path) -> anyhow::Result<RdbReader<std::fs::File>> {
 }
 
 /// The quick comparison of the two servers the arguments name.
+/// It compares whole dbs, so it cannot follow --match/--exclude: the subcommands refuse
+/// them with it at the start.
 pub fn quick(source: &SourceServerArgs, target: &DestinationArgs) -> anyhow::Result<QuickReport> {
-    if target.filtered_by().is_some() {
-        anyhow::bail!(
-            "the quick verify compares whole dbs (INFO keyspace), so it cannot follow --match/--exclude; \
-             use --deep, which compares key by key"
-        );
-    }
     let (mut s, mut t) = connect(source, target)?;
     Ok(verify::quick(&mut s, &mut t, &target.db_map()?)?)
 }
