@@ -121,7 +121,8 @@ pub struct OutputArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Seconds between plain progress lines when standard error is not a terminal
-    /// (default 5), and between JSON progress objects (default 1). At least 0.2.
+    /// (default 5), and between JSON progress objects (default 1). At least 0.2. Not
+    /// with --quiet unless --json.
     #[arg(long, value_name = "SECONDS")]
     pub progress_interval: Option<f64>,
 }

@@ -35,12 +35,13 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Exit (0) once the snapshot is applied and every stream command received so far
-    /// is confirmed by the destination. Without it, sync runs until SIGINT/SIGTERM.
+    /// is confirmed by the destination. Without it, sync runs until SIGINT/SIGTERM (or
+    /// --cutover, which ends it its own way: not both).
     #[arg(long)]
     pub exit_when_synced: bool,
     /// At the end (--exit-when-synced, a signal, --cutover), compare source and
-    /// destination: the quick verify (key counts per db), or every key with --deep;
-    /// exit 1 if they differ.
+    /// destination: the quick verify (key counts per db, so not with --match/--exclude),
+    /// or every key with --deep; exit 1 if they differ.
     #[arg(long)]
     pub verify: bool,
     #[command(flatten)]
