@@ -131,6 +131,9 @@ fn main() -> ExitCode {
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if cause.downcast_ref::<cli::check::Refused>().is_some() {
+            return exit::USAGE;
+        }
         match cause.downcast_ref::<SourceError>() {
             Some(SourceError::Protocol(_)) => return exit::BAD_INPUT,
             Some(SourceError::Spool(_)) => return exit::IO,

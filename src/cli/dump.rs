@@ -41,6 +41,7 @@ impl Out {
 }
 
 pub fn run(args: DumpArgs) -> anyhow::Result<()> {
+    args.source.server.check()?;
     let opts = args.source.options(Purpose::Snapshot)?;
     let source = opts.endpoint.to_string();
     let mut out = if args.output == "-" {

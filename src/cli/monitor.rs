@@ -121,9 +121,23 @@ pub struct OutputArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Seconds between plain progress lines when standard error is not a terminal
-    /// (default 5), and between JSON progress objects (default 1). At least 0.2.
+    /// (default 5), and between JSON progress objects (default 1). At least 0.2. Not
+    /// with --quiet unless --json.
     #[arg(long, value_name = "SECONDS")]
     pub progress_interval: Option<f64>,
+}
+
+impl OutputArgs {
+    /// Refuses `--progress-interval` where nothing is shown (`-q` without `--json`).
+    pub fn check(&self) -> Result<(), super::check::Refused> {
+        if self.progress_interval.is_some() && self.quiet && !self.json {
+            super::check::refuse(
+                "--progress-interval sets how often progress is shown, and --quiet shows none (only --json would \
+                 have it): drop one of them, or add --json",
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// `12000 keys (10000 string, 2000 hash)`.

@@ -35,14 +35,29 @@ pub struct RestoreArgs {
     pub output: OutputArgs,
 }
 
+impl RestoreArgs {
+    /// Refuses what cannot work before anything is opened or contacted (see
+    /// [`super::check`]).
+    fn check(&self) -> anyhow::Result<()> {
+        self.target.check()?;
+        self.deep.check()?;
+        if self.verify_report.is_some() && !self.deep.deep {
+            super::check::needs("--verify-report", "--deep", "lists the differences the key-by-key comparison finds")?;
+        }
+        self.output.check()?;
+        Ok(())
+    }
+}
+
 pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
+    args.check()?;
     let what = args.file.display().to_string();
     let file = File::open(&args.file).with_context(|| format!("opening {what}"))?;
     let size = file.metadata().map(|m| m.len()).ok();
     let mut monitor = Monitor::new(args.output.quiet, args.output.progress_interval);
     monitor.phase(Phase::Connecting, "", |j| {
-        j.str("file", &what).opt_u64("file_bytes", size).str("target", &redis_ferry::net::url::redact(&args.target.target))
+        j.str("file", &what).opt_u64("file_bytes", size).str("target", &redis_ferry::net::url::redact(&args.target.dest.target))
     });
     let mut dest = target::connect(&args.target)?;
     if !args.target.skip_unsupported {
@@ -167,7 +182,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     if args.deep.deep {
         monitor.phase(Phase::Verifying, "", |j| j.str("level", "deep"));
         status::line(&format!("verify (deep): every key of {what} against the destination"));
-        let report = super::verify::deep_file(&args.file, &args.target, &args.deep, args.verify_report.as_deref())?;
+        let report = super::verify::deep_file(&args.file, &args.target.dest, &args.deep, args.verify_report.as_deref())?;
         if !super::verify::show_deep(&report) {
             return Err(super::verify::Different::FILE.into());
         }
@@ -176,8 +191,8 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
         status::line(&format!("verify (quick): the keys of {what} per db (as \"source\") against the destination"));
         let report = redis_ferry::verify::compare(
             &count.dbs,
-            &super::verify::target_keyspace(&args.target)?,
-            &args.target.writer_options()?.db_map,
+            &super::verify::target_keyspace(&args.target.dest)?,
+            &args.target.dest.db_map()?,
         );
         if !super::verify::show_quick(&report) {
             return Err(super::verify::Different::FILE.into());

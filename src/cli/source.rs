@@ -1,4 +1,5 @@
-//! `--source` and its companions, shared by every subcommand that reads a live server.
+//! `--source` and its companions: the server (every subcommand that reads a live one)
+//! and the replica link's settings (`dump`, `tail`, `sync`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,20 +11,52 @@ use redis_ferry::replica::{Purpose, SourceOptions, SpoolConfig};
 /// The environment variable that holds the source's password when the URL has none.
 pub const PASSWORD_ENV: &str = "FERRY_SOURCE_PASSWORD";
 
+/// The source server: every subcommand that reads one (`dump`, `tail`, `sync`,
+/// `verify --source`).
 #[derive(clap::Args, Debug)]
-pub struct SourceArgs {
+pub struct SourceServerArgs {
     /// The source server: redis://[[user]:password@]host[:port], or rediss:// for TLS.
     /// The password may instead come from the FERRY_SOURCE_PASSWORD environment variable.
     #[arg(long, value_name = "URL")]
     pub source: String,
-    /// Verify the source's TLS certificate against the CA certificates in this PEM file
-    /// instead of the system's.
+    /// Verify the source's TLS certificate (rediss://) against the CA certificates in
+    /// this PEM file instead of the system's.
     #[arg(long, value_name = "FILE")]
     pub source_ca: Option<PathBuf>,
-    /// Do not verify the source's TLS certificate at all (anyone on the path can read
-    /// and change the data).
+    /// Do not verify the source's TLS certificate (rediss://) at all (anyone on the path
+    /// can read and change the data).
     #[arg(long)]
     pub source_insecure: bool,
+}
+
+impl SourceServerArgs {
+    /// The source's address, password and TLS settings (warning loudly about
+    /// `--source-insecure`).
+    pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
+        let (endpoint, connect) =
+            server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
+        if self.source_insecure && endpoint.tls {
+            super::status::warning(
+                "insecure",
+                "WARNING: --source-insecure: the source's TLS certificate is NOT verified; anyone on the \
+                 network path can read and change the data",
+            );
+        }
+        Ok((endpoint, connect))
+    }
+
+    /// Refuses TLS options that cannot work with the URL given (see [`super::check`]).
+    pub fn check(&self) -> Result<(), super::check::Refused> {
+        super::check::tls(&self.source, "--source", self.source_ca.is_some(), "--source-ca", self.source_insecure, "--source-insecure")
+    }
+}
+
+/// The source as a replica reads it (`dump`, `tail`, `sync`): the server, and the
+/// replica link's own settings.
+#[derive(clap::Args, Debug)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub server: SourceServerArgs,
     /// Consider the replication link dead after this many seconds without a byte.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub source_timeout: u64,
@@ -42,19 +75,7 @@ pub struct SourceArgs {
 impl SourceArgs {
     /// The validated options for `purpose`.
     pub fn options(&self, purpose: Purpose) -> anyhow::Result<SourceOptions> {
-        let (endpoint, connect) =
-            server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
-        if self.source_insecure {
-            if endpoint.tls {
-                super::status::warning(
-                    "insecure",
-                    "WARNING: --source-insecure: the source's TLS certificate is NOT verified; anyone on the \
-                     network path can read and change the data",
-                );
-            } else {
-                super::status::warning("insecure", "warning: --source-insecure has no effect without rediss://");
-            }
-        }
+        let (endpoint, connect) = self.server.endpoint()?;
         let mut opts = SourceOptions::new(endpoint, purpose);
         opts.connect = connect;
         opts.timeout = Duration::from_secs(self.source_timeout.max(1));

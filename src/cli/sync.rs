@@ -35,12 +35,13 @@ pub struct SyncArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Exit (0) once the snapshot is applied and every stream command received so far
-    /// is confirmed by the destination. Without it, sync runs until SIGINT/SIGTERM.
+    /// is confirmed by the destination. Without it, sync runs until SIGINT/SIGTERM (or
+    /// --cutover, which ends it its own way: not both).
     #[arg(long)]
     pub exit_when_synced: bool,
     /// At the end (--exit-when-synced, a signal, --cutover), compare source and
-    /// destination: the quick verify (key counts per db), or every key with --deep;
-    /// exit 1 if they differ.
+    /// destination: the quick verify (key counts per db, so not with --match/--exclude),
+    /// or every key with --deep; exit 1 if they differ.
     #[arg(long)]
     pub verify: bool,
     #[command(flatten)]
@@ -60,7 +61,6 @@ pub struct SyncArgs {
     #[arg(
         long,
         value_name = "SECONDS",
-        requires = "cutover",
         num_args = 0..=1,
         default_missing_value = "30",
         value_parser = clap::value_parser!(u64).range(1..=86_400)
@@ -68,6 +68,35 @@ pub struct SyncArgs {
     pub pause_writes: Option<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+impl SyncArgs {
+    /// Refuses what cannot work before anything is contacted (see [`super::check`]).
+    fn check(&self) -> anyhow::Result<()> {
+        self.source.server.check()?;
+        self.target.check()?;
+        self.deep.check()?;
+        if self.verify_report.is_some() && !self.deep.deep {
+            super::check::needs("--verify-report", "--deep", "lists the differences the key-by-key comparison finds")?;
+        }
+        if let (true, false, Some(flag)) = (self.verify, self.deep.deep, self.target.dest.filtered_by()) {
+            super::check::refuse(&format!(
+                "--verify without --deep compares whole dbs (INFO keyspace), so it cannot follow {flag}: add --deep, \
+                 which compares key by key"
+            ))?;
+        }
+        if self.pause_writes.is_some() && !self.cutover {
+            super::check::needs("--pause-writes", "--cutover", "pauses the source's writes for the cutover")?;
+        }
+        if self.exit_when_synced && self.cutover {
+            super::check::refuse(
+                "--exit-when-synced and --cutover both end the run once caught up; --cutover also checks, and says \
+                 whether it is safe to switch: keep one of them",
+            )?;
+        }
+        self.output.check()?;
+        Ok(())
+    }
 }
 
 enum Stage {
@@ -100,6 +129,7 @@ enum Cut {
 
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
+    args.check()?;
     let opts = args.source.options(Purpose::Full)?;
     // Before anything else: two different servers, the destination not a replica.
     let (target_endpoint, target_connect) = args.target.endpoint()?;
@@ -128,7 +158,7 @@ fn sync(
     let (src_endpoint, src_connect) = (opts.endpoint.clone(), opts.connect.clone());
     let mut monitor = Monitor::new(args.output.quiet, args.output.progress_interval);
     monitor.phase(Phase::Connecting, "", |j| {
-        j.str("source", &source).str("target", &redis_ferry::net::url::redact(&args.target.target))
+        j.str("source", &source).str("target", &redis_ferry::net::url::redact(&args.target.dest.target))
     });
     let mut dest = target::connect(&args.target)?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -521,11 +551,11 @@ fn finish(
     .emit();
     target::finish(&args.target, dest)?;
 
-    let filtered = !args.target.match_.is_empty() || !args.target.exclude.is_empty();
+    let filtered = args.target.dest.filtered_by().is_some();
     if args.verify || args.deep.deep || end == End::Cutover {
         monitor.phase(Phase::Verifying, "", |j| j.str("level", if args.deep.deep { "deep" } else { "quick" }));
         let same = if args.deep.deep {
-            let report = super::verify::deep(&args.source, &args.target, &args.deep, args.verify_report.as_deref())?;
+            let report = super::verify::deep(&args.source.server, &args.target.dest, &args.deep, args.verify_report.as_deref())?;
             super::verify::show_deep(&report)
         } else if end == End::Cutover && filtered {
             status::warning(
@@ -539,12 +569,12 @@ fn finish(
             // holds our reads too).
             let report = redis_ferry::verify::compare(
                 &p.keyspace,
-                &super::verify::target_keyspace(&args.target)?,
-                &args.target.writer_options()?.db_map,
+                &super::verify::target_keyspace(&args.target.dest)?,
+                &args.target.dest.db_map()?,
             );
             super::verify::show_quick(&report)
         } else {
-            super::verify::show_quick(&super::verify::quick(&args.source, &args.target)?)
+            super::verify::show_quick(&super::verify::quick(&args.source.server, &args.target.dest)?)
         };
         if !same {
             return Err(super::verify::Different::SOURCE.into());

@@ -104,6 +104,7 @@ impl Printer {
 }
 
 pub fn run(args: TailArgs) -> anyhow::Result<()> {
+    args.source.server.check()?;
     let opts = args.source.options(Purpose::Stream)?;
     let source = opts.endpoint.to_string();
     let note = |msg: String| {

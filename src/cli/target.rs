@@ -1,4 +1,5 @@
-//! `--target` and the writer's options, shared by `restore` and `sync`.
+//! `--target` and which keys go where (`restore`, `sync`, `verify`), and the writer's
+//! options (`restore`, `sync`).
 
 use std::path::PathBuf;
 
@@ -19,68 +20,41 @@ pub enum OnErrorArg {
     Skip,
 }
 
+/// `--restore-max-bytes` when not given.
+pub const RESTORE_MAX_BYTES: usize = 4 << 20;
+
+/// The destination and which keys go where in it: every subcommand that reads or
+/// writes a destination (`restore`, `sync`, `verify`).
 #[derive(clap::Args, Debug)]
-pub struct TargetArgs {
+pub struct DestinationArgs {
     /// The destination server: redis://[[user]:password@]host[:port], or rediss:// for
     /// TLS. The password may instead come from FERRY_TARGET_PASSWORD.
     #[arg(long, value_name = "URL")]
     pub target: String,
-    /// Verify the destination's TLS certificate against the CA certificates in this PEM
-    /// file instead of the system's.
+    /// Verify the destination's TLS certificate (rediss://) against the CA certificates
+    /// in this PEM file instead of the system's.
     #[arg(long, value_name = "FILE")]
     pub target_ca: Option<PathBuf>,
-    /// Do not verify the destination's TLS certificate at all.
+    /// Do not verify the destination's TLS certificate (rediss://) at all.
     #[arg(long)]
     pub target_insecure: bool,
-    /// Write source db S into destination db T: `--db-map 0=1,3=0`.
+    /// Source db S goes into destination db T: `--db-map 0=1,3=0`.
     #[arg(long, value_name = "S=T,...")]
     pub db_map: Option<String>,
-    /// Write every db (not mapped by --db-map) into this one, for destinations with a
+    /// Every db not mapped by --db-map goes into this one, for destinations with a
     /// single db.
     #[arg(long, value_name = "N")]
     pub target_db: Option<u32>,
-    /// Empty each destination db (FLUSHDB) before the first write into it. Never done
-    /// without this flag.
-    #[arg(long)]
-    pub flush_target: bool,
-    /// What to do when the destination refuses a command.
-    #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]
-    pub on_error: OnErrorArg,
-    /// JSON Lines report: the commands the destination refused (restore and sync, with
-    /// --on-error skip), or every difference found (verify --deep).
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// Leave out (and list) keys the destination cannot hold, such as streams before
-    /// 5.0, instead of stopping before them.
-    #[arg(long)]
-    pub skip_unsupported: bool,
-    /// Collections whose value is at most this many bytes in the RDB go as one RESTORE
-    /// with the source's own payload, where the destination accepts its RDB version;
-    /// where it does not, lists, sets, sorted sets and hashes whose value re-encoded for
-    /// the destination's version is at most this many bytes go as one RESTORE of that.
-    /// Bigger ones always go as chunked commands, so memory stays bounded (a value is
-    /// held up to three times on its way: captured or re-encoded, its commands kept in
-    /// case it outgrows the limit, and the outgoing RESTORE).
-    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
-    pub restore_max_bytes: usize,
-    /// Write every key with plain commands, never RESTORE.
-    #[arg(long)]
-    pub no_restore: bool,
-    /// Copy only keys matching this glob (`*`, `?`, `[a-z]`, `\x`); repeatable. Applies
+    /// Only keys matching this glob (`*`, `?`, `[a-z]`, `\x`); repeatable. Applies
     /// to snapshot keys and to the keys of each stream command.
     #[arg(long = "match", value_name = "GLOB")]
     pub match_: Vec<String>,
     /// Leave out keys matching this glob; repeatable, applied after --match.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Write over this many connections. Each key always uses the same one, so its
-    /// commands keep their order; a command about several keys or none (MULTI/EXEC,
-    /// EVAL, FLUSHDB, RENAME...) waits for everything before it.
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub target_connections: u16,
 }
 
-impl TargetArgs {
+impl DestinationArgs {
     pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
         let (endpoint, connect) = super::source::server_endpoint(
             &self.target,
@@ -99,41 +73,139 @@ impl TargetArgs {
         Ok((endpoint, connect))
     }
 
+    /// Where each source db goes (`--db-map`, `--target-db`).
+    pub fn db_map(&self) -> anyhow::Result<DbMap> {
+        let pairs = match &self.db_map {
+            Some(s) => DbMap::parse_pairs(s).map_err(|e| anyhow::anyhow!("--db-map: {e}"))?,
+            None => Default::default(),
+        };
+        Ok(DbMap { pairs, fold: self.target_db })
+    }
+
+    /// The keys copied (`--match`, `--exclude`).
+    pub fn filter(&self) -> redis_ferry::writer::filter::KeyFilter {
+        redis_ferry::writer::filter::KeyFilter {
+            include: self.match_.iter().map(|g| g.as_bytes().to_vec()).collect(),
+            exclude: self.exclude.iter().map(|g| g.as_bytes().to_vec()).collect(),
+        }
+    }
+
+    /// The key filter options given, as the operator spelled them (`None`: every key).
+    pub fn filtered_by(&self) -> Option<&'static str> {
+        match (self.match_.is_empty(), self.exclude.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some("--match"),
+            (true, false) => Some("--exclude"),
+            (false, false) => Some("--match/--exclude"),
+        }
+    }
+
+    /// Refuses what cannot work before anything is contacted: TLS options the URL
+    /// cannot use, a `--db-map` that does not parse.
+    pub fn check(&self) -> anyhow::Result<()> {
+        super::check::tls(&self.target, "--target", self.target_ca.is_some(), "--target-ca", self.target_insecure, "--target-insecure")?;
+        self.db_map()?;
+        Ok(())
+    }
+}
+
+/// The destination and how to write into it (`restore`, `sync`).
+#[derive(clap::Args, Debug)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    pub dest: DestinationArgs,
+    /// Empty each destination db (FLUSHDB) before the first write into it. Never done
+    /// without this flag.
+    #[arg(long)]
+    pub flush_target: bool,
+    /// What to do when the destination refuses a command.
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Abort)]
+    pub on_error: OnErrorArg,
+    /// With --on-error skip: the commands the destination refused, as JSON Lines, to
+    /// this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Leave out (and list) keys the destination cannot hold, such as streams before
+    /// 5.0, instead of stopping before them.
+    #[arg(long)]
+    pub skip_unsupported: bool,
+    /// Collections whose value is at most this many bytes in the RDB go as one RESTORE
+    /// with the source's own payload, where the destination accepts its RDB version;
+    /// where it does not, lists, sets, sorted sets and hashes whose value re-encoded for
+    /// the destination's version is at most this many bytes go as one RESTORE of that.
+    /// Bigger ones always go as chunked commands, so memory stays bounded (a value is
+    /// held up to three times on its way: captured or re-encoded, its commands kept in
+    /// case it outgrows the limit, and the outgoing RESTORE). Default 4194304 (4 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub restore_max_bytes: Option<usize>,
+    /// Write every key with plain commands, never RESTORE.
+    #[arg(long)]
+    pub no_restore: bool,
+    /// Write over this many connections. Each key always uses the same one, so its
+    /// commands keep their order; a command about several keys or none (MULTI/EXEC,
+    /// EVAL, FLUSHDB, RENAME...) waits for everything before it.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub target_connections: u16,
+}
+
+impl TargetArgs {
+    pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
+        self.dest.endpoint()
+    }
+
+    /// The largest value sent as one RESTORE (0 with --no-restore).
+    fn restore_max_bytes(&self) -> usize {
+        if self.no_restore {
+            0
+        } else {
+            self.restore_max_bytes.unwrap_or(RESTORE_MAX_BYTES)
+        }
+    }
+
     /// The decoder options that capture values for RESTORE (unless --no-restore).
     pub fn decoder_options(&self) -> redis_ferry::rdb::DecoderOptions {
-        redis_ferry::rdb::DecoderOptions {
-            capture_values: if self.no_restore { 0 } else { self.restore_max_bytes },
-            ..Default::default()
-        }
+        redis_ferry::rdb::DecoderOptions { capture_values: self.restore_max_bytes(), ..Default::default() }
     }
 
     /// The applier options (filters, unsupported keys, the re-encoding limit).
     pub fn apply_options(&self) -> redis_ferry::writer::apply::ApplyOptions {
         redis_ferry::writer::apply::ApplyOptions {
             skip_unsupported: self.skip_unsupported,
-            filter: redis_ferry::writer::filter::KeyFilter {
-                include: self.match_.iter().map(|g| g.as_bytes().to_vec()).collect(),
-                exclude: self.exclude.iter().map(|g| g.as_bytes().to_vec()).collect(),
-            },
-            restore_max_bytes: if self.no_restore { 0 } else { self.restore_max_bytes },
+            filter: self.dest.filter(),
+            restore_max_bytes: self.restore_max_bytes(),
         }
     }
 
     pub fn writer_options(&self) -> anyhow::Result<WriterOptions> {
-        let pairs = match &self.db_map {
-            Some(s) => DbMap::parse_pairs(s).map_err(|e| anyhow::anyhow!("--db-map: {e}"))?,
-            None => Default::default(),
-        };
         Ok(WriterOptions {
             on_error: match self.on_error {
                 OnErrorArg::Abort => OnError::Abort,
                 OnErrorArg::Skip => OnError::Skip,
             },
-            db_map: DbMap { pairs, fold: self.target_db },
+            db_map: self.dest.db_map()?,
             flush_target: self.flush_target,
             connections: usize::from(self.target_connections),
             ..WriterOptions::default()
         })
+    }
+
+    /// Refuses, before anything is contacted, what cannot work: see
+    /// [`DestinationArgs::check`], `--report` that nothing would write, and
+    /// `--restore-max-bytes` with `--no-restore`.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.dest.check()?;
+        if self.report.is_some() && self.on_error != OnErrorArg::Skip {
+            super::check::refuse(
+                "--report lists the commands skipped under --on-error skip, but with --on-error abort (the default) \
+                 the run stops at the first refused command and names it: add --on-error skip, or drop --report",
+            )?;
+        }
+        if self.no_restore && self.restore_max_bytes.is_some() {
+            super::check::refuse(
+                "--restore-max-bytes limits the values sent as RESTORE, and --no-restore sends none: drop one of them",
+            )?;
+        }
+        Ok(())
     }
 }
 

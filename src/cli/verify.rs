@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use redis_ferry::net::Conn;
 use redis_ferry::rdb::{RdbReader, Record};
-use redis_ferry::replica::Purpose;
 use redis_ferry::verify::deep::{DeepOptions, DeepReport, Difference};
 use redis_ferry::verify::{self, DbCount, QuickReport};
 use redis_ferry::writer::apply::{now_ms, UnsupportedScan};
@@ -15,37 +14,84 @@ use redis_ferry::writer::filter::KeyFilter;
 
 use super::status::{self, Json, Obj};
 
-use super::source::SourceArgs;
-use super::target::TargetArgs;
+use super::source::SourceServerArgs;
+use super::target::DestinationArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub source: Option<SourceArgs>,
+    pub source: Option<SourceServerArgs>,
     /// Compare the destination with this RDB file rather than with a source server
     /// (the keys that restoring it should have written, less those already expired).
-    #[arg(long, value_name = "FILE", conflicts_with = "source", required_unless_present = "source")]
+    #[arg(long, value_name = "FILE", conflicts_with = "SourceServerArgs", required_unless_present = "source")]
     pub rdb: Option<PathBuf>,
     #[command(flatten)]
-    pub target: TargetArgs,
+    pub target: DestinationArgs,
+    /// With --deep: every difference found, as JSON Lines, to this file.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub deep: DeepArgs,
 }
 
-/// The deep comparison's options (for `verify` and `sync --verify`).
+impl VerifyArgs {
+    /// Refuses what cannot work before anything is contacted (see [`super::check`]).
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(source) = &self.source {
+            source.check()?;
+        }
+        self.target.check()?;
+        self.deep.check()?;
+        if self.report.is_some() && !self.deep.deep {
+            super::check::needs("--report", "--deep", "lists the differences the key-by-key comparison finds")?;
+        }
+        if let (Some(_), Some(flag), false) = (&self.source, self.target.filtered_by(), self.deep.deep) {
+            super::check::refuse(&format!(
+                "without --deep, verify --source compares whole dbs (INFO keyspace), so it cannot follow {flag}: add \
+                 --deep, which compares key by key"
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+/// `--show` when not given.
+const SHOW: usize = 20;
+/// `--ttl-tolerance` when not given.
+const TTL_TOLERANCE_MS: u64 = 2000;
+
+/// The deep comparison's options (for `verify`, `restore --verify` and `sync --verify`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct DeepArgs {
     /// Compare every key (type, value, expiry) on both sides, in both directions,
-    /// rather than key counts per db. Differences go to a file as JSON Lines (verify:
-    /// --report FILE; sync and restore: --verify-report FILE).
+    /// rather than key counts per db.
     #[arg(long)]
     pub deep: bool,
-    /// With --deep: how many differing keys to show.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    pub show: usize,
-    /// With --deep: expiries this many milliseconds apart count as the same.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
-    pub ttl_tolerance: u64,
+    /// With --deep: how many differing keys to show (default 20).
+    #[arg(long, value_name = "N")]
+    pub show: Option<usize>,
+    /// With --deep: expiries this many milliseconds apart count as the same (default
+    /// 2000).
+    #[arg(long, value_name = "MS")]
+    pub ttl_tolerance: Option<u64>,
+}
+
+impl DeepArgs {
+    /// How many differing keys to show.
+    pub fn show(&self) -> usize {
+        self.show.unwrap_or(SHOW)
+    }
+
+    /// Refuses `--show` and `--ttl-tolerance` without `--deep`.
+    pub fn check(&self) -> Result<(), super::check::Refused> {
+        if !self.deep && self.show.is_some() {
+            super::check::needs("--show", "--deep", "sets how many differing keys the key-by-key comparison shows")?;
+        }
+        if !self.deep && self.ttl_tolerance.is_some() {
+            super::check::needs("--ttl-tolerance", "--deep", "sets how far apart expiries may be in the key-by-key comparison")?;
+        }
+        Ok(())
+    }
 }
 
 /// The destination does not hold what the source (or the file) holds.
@@ -61,12 +107,13 @@ impl Different {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
+    args.check()?;
     let shown_deep = |r: DeepReport| (r.to_text(), r.identical());
     let shown_quick = |r: QuickReport| {
         let same = if r.identical() { "verify (quick): the same number of keys in every db\n" } else { "" };
         (r.to_text() + same, r.identical())
     };
-    let report = args.target.report.as_deref();
+    let report = args.report.as_deref();
     let (text, identical) = match (&args.source, &args.rdb, args.deep.deep) {
         (_, Some(file), true) => shown_deep(deep_file(file, &args.target, &args.deep, report)?),
         (_, Some(file), false) => shown_quick(quick_file(file, &args.target)?),
@@ -83,54 +130,51 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
 }
 
 /// Both servers the arguments name, connected.
-fn connect(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<(Conn, Conn)> {
-    let src = source.options(Purpose::Full)?;
-    let (endpoint, connect) = target.endpoint()?;
+fn connect(source: &SourceServerArgs, target: &DestinationArgs) -> anyhow::Result<(Conn, Conn)> {
+    let (endpoint, connect) = source.endpoint()?;
+    let (t_endpoint, t_connect) = target.endpoint()?;
     // Comparing a server with itself would prove nothing.
-    super::preflight::pair((&src.endpoint, &src.connect), (&endpoint, &connect), false)?;
-    let s = Conn::open(&src.endpoint, &src.connect, super::source::PASSWORD_ENV)?;
+    super::preflight::pair((&endpoint, &connect), (&t_endpoint, &t_connect), false)?;
+    let s = Conn::open(&endpoint, &connect, super::source::PASSWORD_ENV)?;
     Ok((s, open_target(target)?))
 }
 
 /// The destination the arguments name, connected.
-fn open_target(target: &TargetArgs) -> anyhow::Result<Conn> {
+fn open_target(target: &DestinationArgs) -> anyhow::Result<Conn> {
     let (endpoint, connect) = target.endpoint()?;
     Ok(Conn::open(&endpoint, &connect, super::target::PASSWORD_ENV)?)
 }
 
-/// The RDB file `file`, to be decoded as the destination's writer would.
-fn open_rdb(file: &Path, target: &TargetArgs) -> anyhow::Result<RdbReader<std::fs::File>> {
+/// The RDB file `file`, to be decoded (no value is captured: the comparison reads the
+/// decoded elements only).
+fn open_rdb(file: &Path) -> anyhow::Result<RdbReader<std::fs::File>> {
     let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    Ok(RdbReader::with_options(input, target.decoder_options()))
+    Ok(RdbReader::new(input))
 }
 
 /// The quick comparison of the two servers the arguments name.
-pub fn quick(source: &SourceArgs, target: &TargetArgs) -> anyhow::Result<QuickReport> {
-    if !target.match_.is_empty() || !target.exclude.is_empty() {
-        anyhow::bail!(
-            "the quick verify compares whole dbs (INFO keyspace), so it cannot follow --match/--exclude; \
-             use --deep, which compares key by key"
-        );
-    }
+/// It compares whole dbs, so it cannot follow --match/--exclude: the subcommands refuse
+/// them with it at the start.
+pub fn quick(source: &SourceServerArgs, target: &DestinationArgs) -> anyhow::Result<QuickReport> {
     let (mut s, mut t) = connect(source, target)?;
-    Ok(verify::quick(&mut s, &mut t, &target.writer_options()?.db_map)?)
+    Ok(verify::quick(&mut s, &mut t, &target.db_map()?)?)
 }
 
 /// The quick comparison of an RDB file (the keys per db it holds, less those expired
 /// or the destination cannot hold) with the destination's `INFO keyspace`.
-pub fn quick_file(file: &Path, target: &TargetArgs) -> anyhow::Result<QuickReport> {
+pub fn quick_file(file: &Path, target: &DestinationArgs) -> anyhow::Result<QuickReport> {
     let mut t = open_target(target)?;
     let profile = redis_ferry::writer::Profile::probe(&mut t)?;
-    let mut reader = open_rdb(file, target)?;
-    let mut count = FileCount::new(target.apply_options().filter);
+    let mut reader = open_rdb(file)?;
+    let mut count = FileCount::new(target.filter());
     while let Some(r) = reader.next_record().with_context(|| format!("decoding {}", file.display()))? {
         count.record(&r, &profile);
     }
-    Ok(verify::compare(&count.dbs, &verify::keyspace(&mut t)?, &target.writer_options()?.db_map))
+    Ok(verify::compare(&count.dbs, &verify::keyspace(&mut t)?, &target.db_map()?))
 }
 
 /// The destination's keys per db.
-pub fn target_keyspace(target: &TargetArgs) -> anyhow::Result<std::collections::BTreeMap<u32, DbCount>> {
+pub fn target_keyspace(target: &DestinationArgs) -> anyhow::Result<std::collections::BTreeMap<u32, DbCount>> {
     Ok(verify::keyspace(&mut open_target(target)?)?)
 }
 
@@ -202,31 +246,31 @@ pub fn show_deep(report: &DeepReport) -> bool {
 }
 
 /// The deep comparison, every difference written to `report` if given.
-pub fn deep(source: &SourceArgs, target: &TargetArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
+pub fn deep(source: &SourceServerArgs, target: &DestinationArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
     let (mut s, mut t) = connect(source, target)?;
     let opts = deep_options(target, args);
     let mut file = ReportFile::create(report)?;
-    let report = verify::deep::deep(&mut s, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut |d| file.write(d))?;
+    let report = verify::deep::deep(&mut s, &mut t, &target.db_map()?, &opts, args.show(), &mut |d| file.write(d))?;
     file.finish()?;
     Ok(report)
 }
 
 /// The deep comparison of an RDB file with the destination (`restore --verify --deep`).
-pub fn deep_file(file: &Path, target: &TargetArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
+pub fn deep_file(file: &Path, target: &DestinationArgs, args: &DeepArgs, report: Option<&Path>) -> anyhow::Result<DeepReport> {
     let mut t = open_target(target)?;
-    let mut reader = open_rdb(file, target)?;
+    let mut reader = open_rdb(file)?;
     let opts = deep_options(target, args);
     let mut out = ReportFile::create(report)?;
-    let report = verify::file::against_file(&mut reader, &mut t, &target.writer_options()?.db_map, &opts, args.show, &mut |d| out.write(d))
+    let report = verify::file::against_file(&mut reader, &mut t, &target.db_map()?, &opts, args.show(), &mut |d| out.write(d))
         .with_context(|| format!("comparing {} with the destination", file.display()))?;
     out.finish()?;
     Ok(report)
 }
 
-fn deep_options(target: &TargetArgs, args: &DeepArgs) -> DeepOptions {
+fn deep_options(target: &DestinationArgs, args: &DeepArgs) -> DeepOptions {
     DeepOptions {
-        filter: target.apply_options().filter,
-        ttl_tolerance_ms: i64::try_from(args.ttl_tolerance).unwrap_or(i64::MAX),
+        filter: target.filter(),
+        ttl_tolerance_ms: i64::try_from(args.ttl_tolerance.unwrap_or(TTL_TOLERANCE_MS)).unwrap_or(i64::MAX),
         ..DeepOptions::default()
     }
 }
