@@ -101,6 +101,8 @@ enum Cut {
 pub fn run(args: SyncArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
     let opts = args.source.options(Purpose::Full)?;
+    // Every usage error about the destination, too, before anything is contacted.
+    args.target.writer_options()?;
     // Before anything else: can the source be paused at all?
     let plan = match args.pause_writes {
         Some(secs) => Some(cutover::probe(&opts.endpoint, &opts.connect, secs, args.deep.deep)?),

@@ -21,8 +21,9 @@ pub enum OnErrorArg {
 
 #[derive(clap::Args, Debug)]
 pub struct TargetArgs {
-    /// The destination server: redis://[[user]:password@]host[:port], or rediss:// for
-    /// TLS. The password may instead come from FERRY_TARGET_PASSWORD.
+    /// The destination server: redis://[[user]:password@]host[:port][/db], or rediss://
+    /// for TLS; /db means --target-db db. The password may instead come from
+    /// FERRY_TARGET_PASSWORD.
     #[arg(long, value_name = "URL")]
     pub target: String,
     /// Verify the destination's TLS certificate against the CA certificates in this PEM
@@ -129,11 +130,23 @@ impl TargetArgs {
                 OnErrorArg::Abort => OnError::Abort,
                 OnErrorArg::Skip => OnError::Skip,
             },
-            db_map: DbMap { pairs, fold: self.target_db },
+            db_map: DbMap { pairs, fold: fold_db(Endpoint::parse(&self.target)?.db, self.target_db)? },
             flush_target: self.flush_target,
             connections: usize::from(self.target_connections),
             ..WriterOptions::default()
         })
+    }
+}
+
+/// The destination db for every source db `--db-map` does not map. The `/N` of the
+/// `--target` URL names a db as it does for redis-cli, so it means `--target-db N`;
+/// given both, they must name the same db.
+pub fn fold_db(url_db: Option<u32>, target_db: Option<u32>) -> anyhow::Result<Option<u32>> {
+    match (url_db, target_db) {
+        (Some(u), Some(t)) if u != t => anyhow::bail!(
+            "the --target URL names db {u} (its /{u} means --target-db {u}) but --target-db names db {t}: give one of them"
+        ),
+        (u, t) => Ok(t.or(u)),
     }
 }
 

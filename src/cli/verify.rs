@@ -66,6 +66,8 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<()> {
         let same = if r.identical() { "verify (quick): the same number of keys in every db\n" } else { "" };
         (r.to_text() + same, r.identical())
     };
+    // Usage errors (a URL's /N against --target-db...) before anything is contacted.
+    args.target.writer_options()?;
     let report = args.target.report.as_deref();
     let (text, identical) = match (&args.source, &args.rdb, args.deep.deep) {
         (_, Some(file), true) => shown_deep(deep_file(file, &args.target, &args.deep, report)?),
