@@ -1,13 +1,13 @@
 //! `redis-ferry restore`: load an RDB file into a destination of any version.
 
 use std::fs::File;
-use std::io::Read;
-use std::path::PathBuf;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::HumanBytes;
-use redis_ferry::rdb::{Decoder, RdbReader};
+use redis_ferry::rdb::{Decoder, RdbReader, ReadError};
 use redis_ferry::writer::apply::{Applier, Capture, UnsupportedScan};
 
 use super::monitor::{snapshot_json, Counters, Monitor, OutputArgs, Phase};
@@ -53,35 +53,22 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
     status::start(args.output.json);
     args.check()?;
     let what = args.file.display().to_string();
-    let file = File::open(&args.file).with_context(|| format!("opening {what}"))?;
-    let size = file.metadata().map(|m| m.len()).ok();
+    let file = open_regular(&args.file, &what)?;
+    let stamp = Stamp::of(&file).with_context(|| format!("reading {what}"))?;
+    let size = Some(stamp.len);
     let mut monitor = Monitor::new(args.output.quiet, args.output.progress_interval);
     monitor.phase(Phase::Connecting, "", |j| {
         j.str("file", &what).opt_u64("file_bytes", size).str("target", &redis_ferry::net::url::redact(&args.target.dest.target))
     });
     let mut dest = target::connect(&args.target)?;
-    if !args.target.skip_unsupported {
-        // A first pass, so that nothing is written when something cannot be.
-        let server = dest.profile().server.clone();
-        monitor.phase(
-            Phase::Checking,
-            &format!("checking {what} for data {server} cannot hold before writing anything"),
-            |j| j.opt_u64("bytes", size),
-        );
-        let mut scan = UnsupportedScan::new(args.target.apply_options().filter);
-        let mut reader = RdbReader::new(File::open(&args.file).with_context(|| format!("opening {what}"))?);
-        let mut records = 0u32;
-        while let Some(r) = reader.next_record().with_context(|| format!("decoding {what}"))? {
-            scan.record(&r, dest.profile());
-            records = records.wrapping_add(1);
-            if records % 4096 == 0 && monitor.due() {
-                let offset = reader.decoder().offset();
-                monitor.update(&Counters { bytes: offset, total: size, ..Counters::default() });
-            }
-        }
-        if scan.count > 0 {
-            return Err(target::cannot_hold(&scan, &server, "nothing was written"));
-        }
+    prove(&args, &file, &what, size, &dest, &mut monitor)?;
+    // The pass that writes reads the same open file again, from its start: it must be
+    // what was proved.
+    (&file).seek(SeekFrom::Start(0)).with_context(|| format!("reading {what}"))?;
+    if Stamp::of(&file).with_context(|| format!("reading {what}"))? != stamp {
+        return Err(anyhow::Error::new(std::io::Error::other(format!(
+            "{what} changed (size or modification time) while it was being checked; nothing was written"
+        ))));
     }
     monitor.phase(Phase::Applying, &format!("restoring {what}"), |j| j.opt_u64("bytes", size));
     let started = Instant::now();
@@ -115,10 +102,12 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
                 }
                 Ok(false) => break,
                 Err(e) => {
-                    // What was sent stays: say how far it got.
+                    // It decoded whole in the first pass, so it changed since (or the
+                    // disk failed). What was sent stays: say how far it got.
                     let _ = dest.finish();
                     return Err(anyhow::Error::new(e).context(format!(
-                        "decoding {what} (the keys before this point were written to the destination)"
+                        "decoding {what} again, after it was checked whole (did it change?); the keys before this \
+                         point were written to the destination"
                     )));
                 }
             }
@@ -199,6 +188,92 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first pass, before anything is written: the whole file decoded, to its end
+/// and its checksum (an RDB before version 5, or one saved with checksums off, can
+/// only be decoded to its end), and, without --skip-unsupported, nothing in it the
+/// destination cannot hold. Nothing is sent to the destination meanwhile: `dest` is
+/// only asked what it is (its FLUSHDB, for --flush-target, comes before the first
+/// write of the next pass).
+fn prove(
+    args: &RestoreArgs,
+    file: &File,
+    what: &str,
+    size: Option<u64>,
+    dest: &redis_ferry::writer::Destination,
+    monitor: &mut Monitor,
+) -> anyhow::Result<()> {
+    let server = dest.profile().server.clone();
+    let check = !args.target.skip_unsupported;
+    let text = if check {
+        format!("checking {what} whole (to its end and its checksum), and for data {server} cannot hold, before writing anything")
+    } else {
+        format!("checking {what} whole (to its end and its checksum) before writing anything")
+    };
+    monitor.phase(Phase::Checking, &text, |j| j.opt_u64("bytes", size));
+    let mut scan = UnsupportedScan::new(args.target.apply_options().filter);
+    // The limits of the pass that writes, without its value capture.
+    let opts = redis_ferry::rdb::DecoderOptions { capture_values: 0, ..args.target.decoder_options() };
+    let mut reader = RdbReader::with_options(file, opts);
+    let mut records = 0u32;
+    let failed = |e: ReadError| {
+        let context = match e {
+            ReadError::Decode(_) => format!("{what} is not a valid, complete RDB; nothing was written to the destination"),
+            _ => format!("reading {what}; nothing was written to the destination"),
+        };
+        anyhow::Error::new(e).context(context)
+    };
+    while let Some(r) = reader.next_record().map_err(failed)? {
+        if check {
+            scan.record(&r, dest.profile());
+        }
+        records = records.wrapping_add(1);
+        if records % 4096 == 0 && monitor.due() {
+            let offset = reader.decoder().offset();
+            monitor.update(&Counters { bytes: offset, total: size, ..Counters::default() });
+        }
+    }
+    if scan.count > 0 {
+        return Err(target::cannot_hold(&scan, &server, "nothing was written"));
+    }
+    Ok(())
+}
+
+/// Opens `path`, which must be a regular file: it is read twice (proved, then
+/// written), which a pipe or a device cannot be.
+fn open_regular(path: &Path, what: &str) -> anyhow::Result<File> {
+    let refuse = || {
+        anyhow::anyhow!(
+            "{what} is not a regular file (a pipe, a socket or a device?): restore reads the file twice, once to \
+             prove it whole before writing anything and once to write it, so save it to a file first"
+        )
+    };
+    // Asked before opening: opening a FIFO would wait for a writer.
+    if !std::fs::metadata(path).with_context(|| format!("opening {what}"))?.is_file() {
+        return Err(refuse());
+    }
+    let file = File::open(path).with_context(|| format!("opening {what}"))?;
+    if !file.metadata().with_context(|| format!("opening {what}"))?.is_file() {
+        return Err(refuse());
+    }
+    Ok(file)
+}
+
+/// What tells a file changed between the two passes (for a cheap check, not a proof:
+/// a change during the second pass is caught by its decoder and checksum, after some
+/// writes).
+#[derive(PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    fn of(file: &File) -> std::io::Result<Stamp> {
+        let m = file.metadata()?;
+        Ok(Stamp { len: m.len(), modified: m.modified().ok() })
+    }
 }
 
 /// A write error while restoring `what`.

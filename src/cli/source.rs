@@ -35,6 +35,13 @@ impl SourceServerArgs {
     pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
         let (endpoint, connect) =
             server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
+        if let Some(db) = endpoint.db {
+            anyhow::bail!(
+                "--source {endpoint}: a source URL cannot name a db (/{db}): the replication link copies every db of \
+                 the source, so none can be chosen; leave the /{db} out, and place the dbs on the destination with \
+                 --db-map S=T or --target-db N (or the /N of --target)"
+            );
+        }
         if self.source_insecure && endpoint.tls {
             super::status::warning(
                 "insecure",

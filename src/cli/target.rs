@@ -27,8 +27,9 @@ pub const RESTORE_MAX_BYTES: usize = 4 << 20;
 /// writes a destination (`restore`, `sync`, `verify`).
 #[derive(clap::Args, Debug)]
 pub struct DestinationArgs {
-    /// The destination server: redis://[[user]:password@]host[:port], or rediss:// for
-    /// TLS. The password may instead come from FERRY_TARGET_PASSWORD.
+    /// The destination server: redis://[[user]:password@]host[:port][/db], or rediss://
+    /// for TLS; /db means --target-db db. The password may instead come from
+    /// FERRY_TARGET_PASSWORD.
     #[arg(long, value_name = "URL")]
     pub target: String,
     /// Verify the destination's TLS certificate (rediss://) against the CA certificates
@@ -73,13 +74,13 @@ impl DestinationArgs {
         Ok((endpoint, connect))
     }
 
-    /// Where each source db goes (`--db-map`, `--target-db`).
+    /// Where each source db goes (`--db-map`, `--target-db` or the URL's `/N`).
     pub fn db_map(&self) -> anyhow::Result<DbMap> {
         let pairs = match &self.db_map {
             Some(s) => DbMap::parse_pairs(s).map_err(|e| anyhow::anyhow!("--db-map: {e}"))?,
             None => Default::default(),
         };
-        Ok(DbMap { pairs, fold: self.target_db })
+        Ok(DbMap { pairs, fold: fold_db(Endpoint::parse(&self.target)?.db, self.target_db)? })
     }
 
     /// The keys copied (`--match`, `--exclude`).
@@ -206,6 +207,18 @@ impl TargetArgs {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The destination db for every source db `--db-map` does not map. The `/N` of the
+/// `--target` URL names a db as it does for redis-cli, so it means `--target-db N`;
+/// given both, they must name the same db.
+pub fn fold_db(url_db: Option<u32>, target_db: Option<u32>) -> anyhow::Result<Option<u32>> {
+    match (url_db, target_db) {
+        (Some(u), Some(t)) if u != t => anyhow::bail!(
+            "the --target URL names db {u} (its /{u} means --target-db {u}) but --target-db names db {t}: give one of them"
+        ),
+        (u, t) => Ok(t.or(u)),
     }
 }
 

@@ -45,7 +45,7 @@ pub struct Endpoint {
 
 /// A URL that could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid server URL {shown:?}: {reason} (expected redis://[[user]:password@]host[:port], or rediss:// for TLS)")]
+#[error("invalid server URL {shown:?}: {reason} (expected redis://[[user]:password@]host[:port][/db], or rediss:// for TLS)")]
 pub struct UrlError {
     /// The URL with any password replaced by `***`.
     pub shown: String,
@@ -66,14 +66,19 @@ impl Endpoint {
         } else {
             (false, url)
         };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, ""),
+        // The user info is everything before the last `@` (what `redact` hides). Unescaped,
+        // `/`, `?` and `#` would make it ambiguous where the host starts, so they are
+        // refused there rather than guessed at (and never quoted: they may be a password's).
+        let (userinfo, rest) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
         };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-            None => (None, authority),
-        };
+        if userinfo.is_some_and(|u| u.contains(['/', '?', '#'])) {
+            return Err(err(
+                "a '/', '?' or '#' before the '@': percent-encode it in a user name or password (%2F, %3F, %23)",
+            ));
+        }
+        let (hostport, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
@@ -120,10 +125,7 @@ impl Endpoint {
                 _ => return Err(err("the port must be a number from 1 to 65535")),
             },
         };
-        let db = match path {
-            "" => None,
-            p => Some(p.parse::<u32>().map_err(|_| err("the path must be a database number"))?),
-        };
+        let db = db_of(tail).map_err(|reason| err(&reason))?;
         Ok(Endpoint { tls, host, port, user, password, db })
     }
 
@@ -160,6 +162,57 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
 }
 
+/// The database number in what follows the host and port: nothing, `/` or `/N`. Any
+/// other path, a query or a fragment is refused, naming it (a query's values masked),
+/// never ignored.
+fn db_of(tail: &str) -> Result<Option<u32>, String> {
+    let (tail, fragment) = tail.split_at(tail.find('#').unwrap_or(tail.len()));
+    let (path, query) = tail.split_at(tail.find('?').unwrap_or(tail.len()));
+    if !query.is_empty() {
+        return Err(format!(
+            "the query {:?} is not understood (options are command-line flags, the password goes before the @)",
+            mask_query(query)
+        ));
+    }
+    if !fragment.is_empty() {
+        return Err(format!("the fragment {:?} is not understood", mask_fragment(fragment)));
+    }
+    let n = match path.strip_prefix('/') {
+        None | Some("") => return Ok(None),
+        Some(n) => n,
+    };
+    if n.contains('/') {
+        return Err(format!("the path {path:?} has more than one segment (only /N, a database number, is understood)"));
+    }
+    if !n.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("the path {path:?} is not a database number (/N)"));
+    }
+    n.parse::<u32>().map(Some).map_err(|_| format!("the database number {n} is too large"))
+}
+
+/// `?a=1&b=2` as `?a=***&b=***`: a query may carry a password.
+fn mask_query(query: &str) -> String {
+    let body = query.strip_prefix('?').unwrap_or(query);
+    let parts: Vec<String> = body
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) => format!("{k}=***"),
+            None if p.is_empty() => String::new(),
+            None => "***".to_string(),
+        })
+        .collect();
+    format!("?{}", parts.join("&"))
+}
+
+/// A fragment is shown as `#***`: nothing says what it holds.
+fn mask_fragment(fragment: &str) -> &'static str {
+    if fragment.len() > 1 {
+        "#***"
+    } else {
+        "#"
+    }
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -179,18 +232,28 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// `url` with everything up to its last `@` replaced by `***` (after the scheme, and
 /// keeping a user name), so that a password never reaches a message, even when it
-/// holds a `/` or the URL is malformed.
+/// holds a `/` or the URL is malformed; a query's values and a fragment are masked too
+/// (`?password=...` is a form some clients take).
 pub fn redact(url: &str) -> String {
-    let Some(at) = url.rfind('@') else { return url.to_string() };
-    let (scheme, userinfo) = match url[..at].find("://") {
-        Some(i) => (&url[..i + 3], &url[i + 3..at]),
-        None => ("", &url[..at]),
+    let (head, rest) = match url.rfind('@') {
+        None => (String::new(), url),
+        Some(at) => {
+            let (scheme, userinfo) = match url[..at].find("://") {
+                Some(i) => (&url[..i + 3], &url[i + 3..at]),
+                None => ("", &url[..at]),
+            };
+            let user = match userinfo.find(':') {
+                Some(i) if !userinfo[..i].contains('/') => &userinfo[..i],
+                _ => "",
+            };
+            (format!("{scheme}{user}:***@"), &url[at + 1..])
+        }
     };
-    let user = match userinfo.find(':') {
-        Some(i) if !userinfo[..i].contains('/') => &userinfo[..i],
-        _ => "",
-    };
-    format!("{scheme}{user}:***@{}", &url[at + 1..])
+    let (rest, fragment) = rest.split_at(rest.find('#').unwrap_or(rest.len()));
+    let (rest, query) = rest.split_at(rest.find('?').unwrap_or(rest.len()));
+    let query = if query.is_empty() { String::new() } else { mask_query(query) };
+    let fragment = if fragment.is_empty() { "" } else { mask_fragment(fragment) };
+    format!("{head}{rest}{query}{fragment}")
 }
 
 #[cfg(test)]
@@ -225,6 +288,68 @@ mod tests {
         }
         let e = Endpoint::parse("redis://u:hunter2@h:x").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn the_path_is_a_database_number_or_nothing() {
+        let db = |url: &str| Endpoint::parse(url).unwrap().db;
+        assert_eq!(db("redis://h:1"), None);
+        assert_eq!(db("redis://h:1/"), None, "a trailing / alone names no db");
+        assert_eq!(db("redis://h:1/0"), Some(0));
+        assert_eq!(db("redis://h/15"), Some(15));
+        assert_eq!(db("h:7000/3"), Some(3));
+        assert_eq!(db("redis://[::1]:7000/4"), Some(4));
+        assert_eq!(db("redis://u:p%2Fw@h/2"), Some(2));
+        let e = Endpoint::parse("redis://u:p%2Fw@h/2").unwrap();
+        assert_eq!(e.password.as_ref().map(Secret::expose), Some("p/w"));
+    }
+
+    #[test]
+    fn what_is_not_understood_is_refused_by_name() {
+        let reason = |url: &str| Endpoint::parse(url).unwrap_err().reason;
+        for (url, says) in [
+            ("redis://h/db", "the path \"/db\" is not a database number"),
+            ("redis://h/+1", "the path \"/+1\" is not a database number"),
+            ("redis://h/-1", "the path \"/-1\" is not a database number"),
+            ("redis://h/%31", "the path \"/%31\" is not a database number"),
+            ("redis://h/ 1", "is not a database number"),
+            ("redis://h/1/2", "the path \"/1/2\" has more than one segment"),
+            ("redis://h/1/", "the path \"/1/\" has more than one segment"),
+            ("redis://h//", "more than one segment"),
+            ("redis://h/4294967296", "the database number 4294967296 is too large"),
+            ("redis://h:1/2?timeout=5", "the query \"?timeout=***\" is not understood"),
+            ("redis://h?db=2&ssl", "the query \"?db=***&***\" is not understood"),
+            ("redis://h/?", "the query \"?\" is not understood"),
+            ("redis://h/3#x", "the fragment \"#***\" is not understood"),
+            ("redis://h#", "the fragment \"#\" is not understood"),
+            ("redis://h?a=1#b", "the query \"?a=***\""),
+            ("redis://:pa/ss@h", "a '/', '?' or '#' before the '@'"),
+            ("redis://:pa?ss@h", "a '/', '?' or '#' before the '@'"),
+            ("redis://:pa#ss@h", "a '/', '?' or '#' before the '@'"),
+            ("redis://h/0?x=a@b", "a '/', '?' or '#' before the '@'"),
+        ] {
+            let r = reason(url);
+            assert!(r.contains(says), "{url}: {r}");
+        }
+    }
+
+    #[test]
+    fn refusals_never_show_a_password() {
+        for url in [
+            "redis://u:hunter2@h/?password=hunter2",
+            "redis://h?password=hunter2",
+            "redis://h?hunter2",
+            "redis://h/1#hunter2",
+            "redis://:hunter2/x@h",
+            "redis://:hun#ter2@h",
+            "redis://:hunter2@h/x/y",
+        ] {
+            let e = Endpoint::parse(url).unwrap_err();
+            assert!(!e.to_string().contains("hunter2") && !e.to_string().contains("ter2"), "{url}: {e}");
+            assert!(!redact(url).contains("ter2"), "{url}: {}", redact(url));
+        }
+        assert_eq!(redact("redis://h:1/2?a=1&b"), "redis://h:1/2?a=***&***");
+        assert_eq!(redact("redis://u:p@h/2#f"), "redis://u:***@h/2#***");
     }
 
     #[test]
