@@ -250,7 +250,11 @@ fn open_regular(path: &Path, what: &str) -> anyhow::Result<File> {
         )
     };
     // Asked before opening: opening a FIFO would wait for a writer.
-    if !std::fs::metadata(path).with_context(|| format!("opening {what}"))?.is_file() {
+    let meta = std::fs::metadata(path).with_context(|| format!("opening {what}"))?;
+    if meta.is_dir() {
+        anyhow::bail!("{what} is a directory: give the RDB file to restore (such as {what}/dump.rdb)");
+    }
+    if !meta.is_file() {
         return Err(refuse());
     }
     let file = File::open(path).with_context(|| format!("opening {what}"))?;
