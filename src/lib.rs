@@ -13,9 +13,9 @@
 //!   transactions, controls) with their db and offsets.
 //! - [`net`]: `redis://`/`rediss://` URLs, TCP and TLS connections, for both sides.
 //! - [`preflight`]: checks made before anything could change either server: source and
-//!   destination are two different servers (by `run_id`, or on 2.4 by an `ECHO` seen in
-//!   the source's `MONITOR`), neither replicates from the other, the destination is not
-//!   a replica.
+//!   destination are two different servers (by `run_id`, or, on 2.4 or for a source user
+//!   without `INFO`, by a token seen in a `MONITOR`), neither replicates from the other,
+//!   the destination is not a replica.
 //! - [`writer`]: the destination side. A pipelined writer over one or more connections
 //!   (each key always on the same one) that checks every reply and reports the source
 //!   offset the destination confirmed; the destination's profile; [`writer::plan`], how

@@ -5,11 +5,13 @@
 //! A server process is identified by its `run_id` (`INFO`, 2.6+), a random id it draws
 //! at start: two connections that read the same `run_id` reach the same process, through
 //! whatever names, forwarders or TLS terminators lie in between. Redis 2.4 has no
-//! `run_id`; when neither side has one, the proof is made on the servers themselves: a
-//! `MONITOR` connection to the source, an `ECHO` of a random token on the destination,
-//! then an `ECHO` of a second token on the source. The source's monitor shows both tokens,
-//! in that order, only when both `ECHO`s ran on it; when it shows the second alone, the
-//! destination is another server. Nothing in this module writes.
+//! `run_id`, and an ACL user with replication rights only may not read `INFO`; then the
+//! proof is made on the servers themselves ([`seen_in_monitor`]): a `MONITOR`
+//! connection to the destination, a random token sent to the source (`ECHO`, or `PING`
+//! where the user has only that), then a second token to the destination. The monitor
+//! shows both tokens, in that order, only when both ran on the destination; when it
+//! shows the second alone, the source is another server. (Where the destination
+//! refuses `MONITOR`, the source is watched instead.) Nothing in this module writes.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,15 @@ impl ServerFacts {
     pub fn read(conn: &mut Conn) -> Result<ServerFacts, NetError> {
         let text = conn.info_all()?;
         Ok(ServerFacts::parse(conn.server(), &text))
+    }
+
+    /// As [`ServerFacts::read`], or `None` when our user may not run `INFO` (`NOPERM`).
+    pub fn read_if_allowed(conn: &mut Conn) -> Result<Option<ServerFacts>, NetError> {
+        match conn.call(&[b"INFO"], Duration::from_secs(10))? {
+            Reply::Bulk(Some(b)) => Ok(Some(ServerFacts::parse(conn.server(), &String::from_utf8_lossy(&b)))),
+            Reply::Error(e) if e.starts_with("NOPERM") => Ok(None),
+            other => Err(conn.protocol(format!("INFO: unexpected reply {other:?}"))),
+        }
     }
 
     /// The facts in `INFO` text.
@@ -166,77 +177,115 @@ pub fn follows(replica: &ServerFacts, master: &ServerFacts, master_conn: &Conn) 
 
 /// Proves that `source` and `target` are different servers; with `writes` (`sync`,
 /// not `verify`), also that the source is not fed by the destination and that the
-/// destination takes writes.
-/// `source_conn` and `target_conn` are open connections to them, and stay usable;
-/// `reopen_source` opens another connection to the source (called only when neither
-/// has a `run_id`).
+/// destination takes writes. `source_conn` and `target_conn` are open connections to
+/// them, and stay usable; `reopen` opens another connection to the source (`true`) or
+/// the destination (`false`), for a `MONITOR`, only when the `run_id`s cannot decide.
+///
+/// A source whose user may not run `INFO` (an ACL user with replication rights only)
+/// is proved by the monitor alone, and then neither its own role nor its master is
+/// known: the source's facts are `None`.
 pub fn check_pair(
     source_conn: &mut Conn,
     target_conn: &mut Conn,
-    reopen_source: &dyn Fn() -> Result<Conn, NetError>,
+    reopen: &dyn Fn(bool) -> Result<Conn, NetError>,
     writes: bool,
-) -> Result<(ServerFacts, ServerFacts), PreflightError> {
-    let source = ServerFacts::read(source_conn)?;
+) -> Result<(Option<ServerFacts>, ServerFacts), PreflightError> {
+    let source = ServerFacts::read_if_allowed(source_conn)?;
     let target = ServerFacts::read(target_conn)?;
-    let same = |how: String| PreflightError::SameServer {
-        source_url: source.server.clone(),
-        target: target.server.clone(),
-        how,
-    };
-    match (&source.run_id, &target.run_id) {
-        (Some(a), Some(b)) if a == b => return Err(same(format!("both report run_id {a}"))),
-        (None, None) => {
-            if echo_reaches_source(source_conn, target_conn, reopen_source)? {
-                return Err(same("an ECHO sent to the destination showed in the source's MONITOR".into()));
+    let source_url = source_conn.server().to_string();
+    let same = |how: String| PreflightError::SameServer { source_url: source_url.clone(), target: target.server.clone(), how };
+    match (source.as_ref().map(|s| &s.run_id), &target.run_id) {
+        (Some(Some(a)), Some(b)) if a == b => return Err(same(format!("both report run_id {a}"))),
+        // One has a run_id and the other not: they cannot be one process.
+        (Some(Some(_)), None) | (Some(None), Some(_)) => {}
+        (Some(Some(_)), Some(_)) => {}
+        // Two 2.4 servers, or a source that does not show its INFO.
+        _ => {
+            if one_server(source_conn, target_conn, reopen)? {
+                return Err(same("a token sent to one showed in the other's MONITOR".into()));
             }
         }
-        // One has a run_id and the other not: they cannot be one process.
-        _ => {}
     }
     if !writes {
         // Comparing a replica with its master is what verify is for.
         return Ok((source, target));
     }
-    if follows(&source, &target, target_conn) {
-        return Err(PreflightError::SourceFollowsDestination {
-            source_url: source.server.clone(),
-            target: target.server.clone(),
-            master: source.master.clone().unwrap_or_else(|| "the destination".into()),
-        });
+    if let Some(s) = &source {
+        if follows(s, &target, target_conn) {
+            return Err(PreflightError::SourceFollowsDestination {
+                source_url: s.server.clone(),
+                target: target.server.clone(),
+                master: s.master.clone().unwrap_or_else(|| "the destination".into()),
+            });
+        }
     }
-    check_writable(&target, follows(&target, &source, source_conn))?;
+    let of_source = source.as_ref().is_some_and(|s| follows(&target, s, source_conn));
+    check_writable(&target, of_source)?;
     Ok((source, target))
+}
+
+/// Whether the two connections reach one server, proved by `MONITOR`: on the
+/// destination where it allows it (so that the source pays nothing), else on the
+/// source. See [`seen_in_monitor`].
+fn one_server(
+    source_conn: &mut Conn,
+    target_conn: &mut Conn,
+    reopen: &dyn Fn(bool) -> Result<Conn, NetError>,
+) -> Result<bool, PreflightError> {
+    match seen_in_monitor(target_conn, source_conn, &|| reopen(false)) {
+        Err(PreflightError::Unproven { why: first, .. }) => {
+            seen_in_monitor(source_conn, target_conn, &|| reopen(true)).map_err(|e| match e {
+                PreflightError::Unproven { source_url, target, why } => {
+                    PreflightError::Unproven { source_url, target, why: format!("{first}; {why}") }
+                }
+                other => other,
+            })
+        }
+        other => other,
+    }
 }
 
 /// How long the monitor may take to show our second token.
 const MONITOR_WAIT: Duration = Duration::from_secs(10);
 
-/// Whether an `ECHO` on `target_conn` runs on the source (see the module's docs): a
-/// new source connection from `reopen_source` becomes the `MONITOR`, and the second
-/// `ECHO` goes on `source_conn`, which stays usable.
-pub fn echo_reaches_source(
-    source_conn: &mut Conn,
-    target_conn: &mut Conn,
-    reopen_source: &dyn Fn() -> Result<Conn, NetError>,
+/// Whether a command sent on `other` runs on the server `watched` is connected to: a
+/// new connection from `reopen_watched` becomes a `MONITOR`; a random token goes on
+/// `other`, then a second one on `watched`. The monitor's feed is in the order the
+/// commands ran, so it shows the first token before the second exactly when both ran
+/// on the watched server. The token is sent with `ECHO`, or `PING token` where `ECHO`
+/// is not allowed. Both connections stay usable.
+pub fn seen_in_monitor(
+    watched: &mut Conn,
+    other: &mut Conn,
+    reopen_watched: &dyn Fn() -> Result<Conn, NetError>,
 ) -> Result<bool, PreflightError> {
-    let (source_url, target) = (source_conn.server().to_string(), target_conn.server().to_string());
-    let unproven = |why: String| PreflightError::Unproven { source_url: source_url.clone(), target: target.clone(), why };
+    let (watched_url, other_url) = (watched.server().to_string(), other.server().to_string());
+    let unproven = |why: String| PreflightError::Unproven { source_url: watched_url.clone(), target: other_url.clone(), why };
     let t = Duration::from_secs(10);
     let token = random_token();
-    let (first, second) = (format!("{token}-destination"), format!("{token}-source"));
-    let mut monitor = reopen_source()?;
+    let (first, second) = (format!("{token}-other"), format!("{token}-watched"));
+    let mut monitor = reopen_watched()?;
     match monitor.call(&[b"MONITOR"], t)? {
         Reply::Status(_) => {}
-        other => return Err(unproven(format!("neither server reports a run_id, and the source refused MONITOR: {other:?}"))),
+        other => return Err(unproven(format!("{watched_url} refused MONITOR ({other:?})"))),
     }
-    for (conn, token, side) in [(&mut *target_conn, &first, "destination"), (&mut *source_conn, &second, "source")] {
-        match conn.call(&[b"ECHO", token.as_bytes()], t)? {
-            Reply::Bulk(Some(b)) if b == token.as_bytes() => {}
-            other => return Err(unproven(format!("the {side} answered ECHO with {other:?}"))),
+    for (conn, token) in [(&mut *other, &first), (&mut *watched, &second)] {
+        let server = conn.server().to_string();
+        let echoed = match conn.call(&[b"ECHO", token.as_bytes()], t)? {
+            Reply::Bulk(Some(b)) => b == token.as_bytes(),
+            Reply::Error(_) => match conn.call(&[b"PING", token.as_bytes()], t)? {
+                Reply::Bulk(Some(b)) => b == token.as_bytes(),
+                Reply::Status(s) => s == *token,
+                _ => false,
+            },
+            _ => false,
+        };
+        if !echoed {
+            return Err(unproven(format!("{server} answered neither ECHO nor PING with our token")));
         }
     }
-    // The monitor's feed is in the order the commands ran; read it until our second
-    // token, keeping only as much as a token split across reads needs.
+    // Read the feed until the second token, keeping only as much as a token split
+    // across reads needs.
     let deadline = Instant::now() + MONITOR_WAIT;
     let mut seen_first = false;
     let mut tail: Vec<u8> = Vec::new();
@@ -252,12 +301,12 @@ pub fn echo_reaches_source(
         tail = window[window.len() - keep..].to_vec();
         if Instant::now() >= deadline {
             return Err(unproven(format!(
-                "the source's MONITOR did not show our ECHO within {} s",
+                "the MONITOR of {watched_url} did not show our token within {} s",
                 MONITOR_WAIT.as_secs()
             )));
         }
         if let crate::net::conn::Filled::Closed = monitor.fill()? {
-            return Err(unproven("the source closed the MONITOR connection".into()));
+            return Err(unproven(format!("{watched_url} closed the MONITOR connection")));
         }
     }
 }

@@ -173,6 +173,27 @@ fn a_source_that_replicates_from_the_destination_is_refused() {
     untouched_but(&master, &["replconf"], "sync from its replica");
 }
 
+/// A source user with replication rights only (`+psync +replconf +ping`, as the README
+/// asks) may not read `INFO`: the same server is still found, by the destination's
+/// `MONITOR`, and a sync into another server still runs.
+#[test]
+fn a_source_user_without_info_is_still_told_apart() {
+    let Some(server) = loaded("7.0.15") else { return };
+    let Some(other) = RedisServer::start("7.0.15") else { return };
+    let mut c = server.client();
+    assert!(c.cmd_str(&["ACL", "SETUSER", "repl", "on", ">pw", "+psync", "+replconf", "+ping"]).is_ok());
+    c.cmd_str(&["CONFIG", "RESETSTAT"]).ok();
+    let src = format!("redis://repl:pw@127.0.0.1:{}", server.port());
+    let fwd = Forwarder::start(server.port());
+    for to in [format!("redis://localhost:{}", server.port()), format!("redis://127.0.0.1:{}", fwd.port())] {
+        refused(&["sync", "--source", &src, "--target", &to, "--flush-target", "--exit-when-synced"], 5, "are the same server (a token sent to one showed in the other's MONITOR)");
+    }
+    untouched(&server, "sync into itself as a replication-only user");
+    let (out, err) = run(&["sync", "--source", &src, "--target", &format!("redis://{}", other.addr()), "--exit-when-synced"]);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(other.client().cmd_str(&["DBSIZE"]).as_int(), 500);
+}
+
 /// The identity proof used when neither server reports a `run_id` (Redis 2.4): an
 /// `ECHO` on the destination seen, or not, in the source's `MONITOR`. Tried here on
 /// the servers we have, under both addresses and with another server.
@@ -190,7 +211,7 @@ fn an_echo_under_monitor_tells_one_server_from_two() {
         for (port, same) in [(a.port(), true), (fwd.port(), true), (b.port(), false)] {
             let mut src = open("127.0.0.1", a.port());
             let mut dst = open("localhost", port);
-            let found = redis_ferry::preflight::echo_reaches_source(&mut src, &mut dst, &reopen_a).unwrap();
+            let found = redis_ferry::preflight::seen_in_monitor(&mut src, &mut dst, &reopen_a).unwrap();
             assert_eq!(found, same, "{version}: destination port {port}");
             // Both connections stay usable.
             assert_eq!(src.call(&[b"PING"], Duration::from_secs(5)).unwrap(), redis_ferry::net::Reply::Status("PONG".into()));

@@ -7,16 +7,19 @@ use redis_ferry::preflight::{self, ServerFacts};
 use super::{source, target};
 
 /// Source and destination are two servers, neither fed by the other; with `writes`,
-/// the destination takes writes. Reads `INFO` on both (and on two 2.4 servers, an
-/// `ECHO` on each under the source's `MONITOR`); writes nothing.
+/// the destination takes writes. Reads `INFO` on both (and where the `run_id`s cannot
+/// decide, a token on each under a `MONITOR`); writes nothing.
 pub fn pair(
     source: (&Endpoint, &ConnectOptions),
     target: (&Endpoint, &ConnectOptions),
     writes: bool,
-) -> anyhow::Result<(ServerFacts, ServerFacts)> {
+) -> anyhow::Result<(Option<ServerFacts>, ServerFacts)> {
     let mut s = Conn::open(source.0, source.1, source::PASSWORD_ENV)?;
     let mut t = Conn::open(target.0, target.1, target::PASSWORD_ENV)?;
-    let reopen = || Conn::open(source.0, source.1, source::PASSWORD_ENV);
+    let reopen = |to_source: bool| match to_source {
+        true => Conn::open(source.0, source.1, source::PASSWORD_ENV),
+        false => Conn::open(target.0, target.1, target::PASSWORD_ENV),
+    };
     Ok(preflight::check_pair(&mut s, &mut t, &reopen, writes)?)
 }
 
