@@ -521,7 +521,17 @@ fn cutover_without_pausing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("verify (quick): the same number of keys") && err.contains("were NOT paused"), "{err}");
+    assert!(err.contains("and the verify matches"), "{err}");
     assert!(source.client().cmd_str(&["SET", "after", "1"]).is_ok(), "writes go on");
+    // With key filters the quick verify cannot count: the last line must not claim it.
+    let Some(other) = RedisServer::start("5.0.6") else { return };
+    let out = run_within(
+        ferry().args(["sync", "--cutover", "--skip-unsupported", "--match", "*", "--source", &url(&source), "--target", &url(&other)]),
+        Duration::from_secs(60),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("NOTHING WAS VERIFIED") && !err.contains("the verify matches"), "{err}");
 }
 
 /// `--cutover --pause-writes 1 --deep` with a million keys: the deep check takes longer

@@ -552,6 +552,8 @@ fn finish(
     target::finish(&args.target, dest)?;
 
     let filtered = args.target.dest.filtered_by().is_some();
+    // What the cutover's last line may claim: the key counts (or every key) compared.
+    let mut checked = "the verify matches";
     if args.verify || args.deep.deep || end == End::Cutover {
         monitor.phase(Phase::Verifying, "", |j| j.str("level", if args.deep.deep { "deep" } else { "quick" }));
         let same = if args.deep.deep {
@@ -563,6 +565,7 @@ fn finish(
                 "cutover: the quick verify compares whole dbs and cannot follow --match/--exclude, so the key counts \
                  were not compared (--verify --deep compares key by key)",
             );
+            checked = "NOTHING WAS VERIFIED (--match/--exclude without --deep)";
             true
         } else if let (End::Cutover, Some(p)) = (end, paused.as_ref()) {
             // The key counts the source had when the pause began (before 6.2 the pause
@@ -594,7 +597,7 @@ fn finish(
                     "safe_to_switch",
                     &format!(
                         "cutover: SAFE TO SWITCH: the destination has everything {} accepted (offset {}, confirmed \
-                         {offset}) and the verify matches; its writes stay paused until {clock} ({:.0} s from now): \
+                         {offset}) and {checked}; its writes stay paused until {clock} ({:.0} s from now): \
                          re-point the applications to the destination now",
                         ctx.source,
                         p.offset,
@@ -606,7 +609,7 @@ fn finish(
             None => status::info_with(
                 "caught_up",
                 &format!(
-                    "cutover: the destination has everything up to offset {offset} and the verify matches; writes on \
+                    "cutover: the destination has everything up to offset {offset} and {checked}; writes on \
                      {} were NOT paused, so anything written there from now on is not copied: stop the applications' \
                      writes before switching (or use --pause-writes)",
                     ctx.source
