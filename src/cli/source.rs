@@ -33,20 +33,18 @@ impl SourceServerArgs {
     /// The source's address, password and TLS settings (warning loudly about
     /// `--source-insecure`).
     pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
-        let (endpoint, connect) =
-            server_endpoint(&self.source, PASSWORD_ENV, self.source_ca.as_ref(), self.source_insecure, "--source-ca")?;
+        let (endpoint, connect) = server_endpoint(
+            &self.source,
+            PASSWORD_ENV,
+            self.source_ca.as_ref(),
+            self.source_insecure,
+            ("source", "the source's"),
+        )?;
         if let Some(db) = endpoint.db {
             anyhow::bail!(
                 "--source {endpoint}: a source URL cannot name a db (/{db}): the replication link copies every db of \
                  the source, so none can be chosen; leave the /{db} out, and place the dbs on the destination with \
                  --db-map S=T or --target-db N (or the /N of --target)"
-            );
-        }
-        if self.source_insecure && endpoint.tls {
-            super::status::warning(
-                "insecure",
-                "WARNING: --source-insecure: the source's TLS certificate is NOT verified; anyone on the \
-                 network path can read and change the data",
             );
         }
         Ok((endpoint, connect))
@@ -97,13 +95,15 @@ impl SourceArgs {
 }
 
 /// A server URL with its password (from the URL, else from `password_env`) and the TLS
-/// settings; `ca_flag` names the CA option in messages.
+/// settings; `side` (`source`, `target`) names the options in messages (`--source-ca`),
+/// and `who` the server ("the source's TLS certificate") in the loud warning that
+/// `--*-insecure` with TLS gives on every run.
 pub fn server_endpoint(
     url: &str,
     password_env: &str,
     ca: Option<&PathBuf>,
     insecure: bool,
-    ca_flag: &str,
+    (side, who): (&str, &str),
 ) -> anyhow::Result<(Endpoint, ConnectOptions)> {
     let mut endpoint = Endpoint::parse(url)?;
     if endpoint.password.is_none() {
@@ -114,7 +114,28 @@ pub fn server_endpoint(
         }
     }
     if let Some(ca) = ca {
-        std::fs::metadata(ca).with_context(|| format!("{ca_flag} {}", ca.display()))?;
+        std::fs::metadata(ca).with_context(|| format!("--{side}-ca {}", ca.display()))?;
+    }
+    // Said once per side, however often the URL is read.
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let first = WARNED
+        .lock()
+        .map(|mut warned| {
+            let new = !warned.iter().any(|s| s == side);
+            if new {
+                warned.push(side.to_string());
+            }
+            new
+        })
+        .unwrap_or(true);
+    if insecure && endpoint.tls && first {
+        super::status::warning(
+            "insecure",
+            &format!(
+                "WARNING: --{side}-insecure: {who} TLS certificate is NOT verified; anyone on the network path can \
+                 read and change the data"
+            ),
+        );
     }
     let connect = ConnectOptions { tls: TlsOptions { ca_file: ca.cloned(), insecure }, ..ConnectOptions::default() };
     Ok((endpoint, connect))

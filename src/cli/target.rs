@@ -57,21 +57,13 @@ pub struct DestinationArgs {
 
 impl DestinationArgs {
     pub fn endpoint(&self) -> anyhow::Result<(Endpoint, ConnectOptions)> {
-        let (endpoint, connect) = super::source::server_endpoint(
+        super::source::server_endpoint(
             &self.target,
             PASSWORD_ENV,
             self.target_ca.as_ref(),
             self.target_insecure,
-            "--target-ca",
-        )?;
-        if self.target_insecure && endpoint.tls {
-            super::status::warning(
-                "insecure",
-                "WARNING: --target-insecure: the destination's TLS certificate is NOT verified; anyone on the \
-                 network path can read and change the data",
-            );
-        }
-        Ok((endpoint, connect))
+            ("target", "the destination's"),
+        )
     }
 
     /// Where each source db goes (`--db-map`, `--target-db` or the URL's `/N`).
