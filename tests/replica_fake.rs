@@ -339,3 +339,58 @@ fn acl_user_without_replconf_is_refused_clearly() {
     assert!(seen.failed.as_ref().unwrap().contains("+replconf"), "{seen:?}");
     master.join();
 }
+
+/// A source that ends every snapshot transfer before the snapshot's end (as Valkey 9.1
+/// does when the RDB version it chose for this replica cannot hold a key): the link
+/// asks again only up to its limit, then fails with a message that says so, rather
+/// than costing the source a fork at every try. It also announces a version (Valkey
+/// 9.1 picks the RDB format from it).
+#[test]
+fn a_source_that_aborts_every_transfer_is_given_up() {
+    let replid = "a".repeat(40);
+    let attempts = 5;
+    let scripts: Vec<Script> = (0..attempts)
+        .map(|_| {
+            let replid = replid.clone();
+            Box::new(move |s: &mut Session| {
+                s.handshake(Era::Psync);
+                s.send(format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\nREDIS0011", "m".repeat(40)).as_bytes());
+                std::thread::sleep(Duration::from_millis(20));
+                // Then the connection is closed, as the source does on such an abort.
+            }) as Script
+        })
+        .collect();
+    let master = FakeMaster::start(scripts);
+    let url = master.url();
+    let mut replica = Replica::start(options(&url, Purpose::Full));
+    let seen = collect(&mut replica, |_, _| {}, |s| s.failed.is_some());
+    let err = seen.failed.clone().unwrap_or_default();
+    assert!(err.contains(&format!("ended the snapshot transfer before its end {attempts} times in a row")), "{err}\n{:?}", seen.events);
+    assert!(err.contains("Can't store key"), "{err}");
+    assert_eq!(seen.events.iter().filter(|e| e.starts_with("full ")).count(), attempts, "{:?}", seen.events);
+    let sent = words(&master.received.lock().unwrap());
+    assert_eq!(sent.iter().filter(|c| *c == "REPLCONF version 9.0.0").count(), attempts, "{sent:?}");
+    drop(replica);
+    master.join();
+
+    // The same through `dump`: exit 5, that message, no file.
+    let scripts: Vec<Script> = (0..attempts)
+        .map(|_| {
+            let replid = replid.clone();
+            Box::new(move |s: &mut Session| {
+                s.handshake(Era::Psync);
+                s.send(format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\nREDIS0011", "m".repeat(40)).as_bytes());
+                std::thread::sleep(Duration::from_millis(20));
+            }) as Script
+        })
+        .collect();
+    let master = FakeMaster::start(scripts);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.rdb");
+    let out = common::ferry().args(["dump", "-q", "--source", &master.url(), "-o", file.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains(&format!("before its end {attempts} times in a row")), "{err}");
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "a file was left");
+    master.join();
+}

@@ -19,6 +19,16 @@ pub const EOF_MARK_LEN: usize = 40;
 /// and is governed by the link timeout instead).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The version announced with `REPLCONF version`. Valkey 9.1+ chooses the RDB format of
+/// a replica's snapshot from it: none (or below 9.0) gets RDB 11, which cannot hold a
+/// hash with field TTLs, so the source aborts the transfer; 9.0 gets `VALKEY080`, which
+/// the decoder reads. Redis answers that the option is unknown, which is ignored.
+const ANNOUNCED_VERSION: &[u8] = b"9.0.0";
+
+/// Snapshot transfers the source may abort in a row (each a new fork and BGSAVE on it)
+/// before the link gives up.
+pub const MAX_ABORTED_TRANSFERS: u32 = 5;
+
 /// State shared by the link thread and the consumer.
 #[derive(Default)]
 pub(crate) struct Shared {
@@ -96,6 +106,10 @@ pub(crate) struct Link {
     resync_offset: u64,
     /// Full resyncs so far.
     full_syncs: u32,
+    /// A snapshot was asked for and has not arrived whole yet.
+    transferring: bool,
+    /// Snapshot transfers that ended before the snapshot did, in a row.
+    aborted_in_a_row: u32,
 }
 
 impl Link {
@@ -105,7 +119,18 @@ impl Link {
         shared.received.store(start, Ordering::Relaxed);
         // A resumed stream is acknowledged from where it resumes until the consumer
         // says more.
-        Link { opts, shared, spool, resume, sync_only: false, epoch: 0, resync_offset: start, full_syncs: 0 }
+        Link {
+            opts,
+            shared,
+            spool,
+            resume,
+            sync_only: false,
+            epoch: 0,
+            resync_offset: start,
+            full_syncs: 0,
+            transferring: false,
+            aborted_in_a_row: 0,
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -129,7 +154,19 @@ impl Link {
                         return;
                     }
                     connected_once |= progressed;
-                    if progressed {
+                    // A transfer the source ends before the snapshot's end is not
+                    // progress: one that does so every time (Valkey 9.1 when the RDB
+                    // version it chose cannot hold a key) must not be asked again and
+                    // again, each time at the cost of a fork.
+                    let aborted = std::mem::take(&mut self.transferring) && f.transient;
+                    if aborted {
+                        self.aborted_in_a_row += 1;
+                        if self.aborted_in_a_row >= MAX_ABORTED_TRANSFERS {
+                            let last = Box::new(f.error);
+                            self.spool.push_event(LinkEvent::Failed(SourceError::TransferAborted { times: self.aborted_in_a_row, last }));
+                            return;
+                        }
+                    } else if progressed {
                         down_since = None;
                         backoff = Duration::from_millis(100);
                     }
@@ -176,6 +213,10 @@ impl Link {
             // Before 2.8.22/3.0.4 `capa` is unknown: no diskless transfer, no PSYNC2.
             _ => false,
         };
+        if capa_eof {
+            // Its own command: Redis refuses the option, and would skip what follows it.
+            let _ = conn.call(&[b"REPLCONF", b"version", ANNOUNCED_VERSION], REPLY_TIMEOUT)?;
+        }
         match self.opts.purpose {
             // The master closes the link after the snapshot (6.2+); an error means an
             // older master, which is fine: we close it ourselves.
@@ -215,6 +256,7 @@ impl Link {
                 };
                 *progressed = true;
                 self.resume = None;
+                self.transferring = true;
                 self.full_resync(Some(replid.clone()), offset);
                 pending_resume = Some(Resume { replid, offset });
             } else if let Some(rest) = text.strip_prefix("+CONTINUE") {
@@ -249,6 +291,7 @@ impl Link {
         if !psync {
             // 2.4/2.6: no offsets, no ACKs; nothing more may be sent on this link.
             conn.send_raw(b"SYNC\r\n")?;
+            self.transferring = true;
         }
 
         // The snapshot: `$<len>` or `$EOF:<mark>`, after keepalive newlines.
@@ -278,6 +321,8 @@ impl Link {
         self.shared.snapshot_total.store(length.unwrap_or(u64::MAX), Ordering::Relaxed);
         self.spool.push_event(LinkEvent::SnapshotStart { length });
         let bytes = self.snapshot(&mut conn, framing)?;
+        self.transferring = false;
+        self.aborted_in_a_row = 0;
         self.spool.push_event(LinkEvent::SnapshotEnd { bytes });
         self.resume = pending_resume;
         if self.opts.purpose == Purpose::Snapshot {

@@ -150,6 +150,22 @@ pub enum SourceError {
         /// The last error.
         last: Box<SourceError>,
     },
+    /// The source ended the snapshot transfer before the snapshot's end, `times` in a
+    /// row: a source that cannot produce the snapshot (Valkey 9.1+ when the RDB version
+    /// it chose cannot hold a key) would otherwise fork again at each attempt.
+    #[error(
+        "the source ended the snapshot transfer before its end {times} times in a row (each time a new fork and \
+         BGSAVE on the source), so no more are asked for. The source's log says why: Valkey 9.1+ logs \
+         \"Can't store key ... in RDB version N\" when its data needs a newer RDB version than it chose for this \
+         replica; other causes are the replica output buffer limit (client-output-buffer-limit replica) or a failing \
+         disk or fork. Last: {last}"
+    )]
+    TransferAborted {
+        /// How many transfers in a row.
+        times: u32,
+        /// How the last one ended.
+        last: Box<SourceError>,
+    },
     /// The spool failed (spill file).
     #[error("spool: {0}")]
     Spool(#[from] SpoolError),
