@@ -53,6 +53,23 @@ impl Session {
         }
     }
 
+    /// The next command without taking it, waiting up to `timeout`.
+    fn peek_command(&mut self, timeout: Duration) -> Option<Sent> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((cmd, _)) = parse_command(&self.buf) {
+                return Some(cmd);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            self.stream.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            let mut tmp = [0u8; 4096];
+            match self.stream.read(&mut tmp) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    }
+
     /// Asserts the replica sends nothing for `d` (SYNC-era masters must get nothing).
     pub fn expect_silence(&mut self, d: Duration) {
         if let Some(cmd) = self.read_command(d) {
@@ -107,18 +124,41 @@ pub struct FakeMaster {
     thread: Option<JoinHandle<()>>,
 }
 
+/// How a connection shows what it is: a replica goes on with `REPLCONF`, `PSYNC` or
+/// `SYNC` after its `PING`; an ordinary client (`sync`'s pre-flight and its second
+/// connection to the source) with anything else.
+enum Kind {
+    Replica,
+    Client,
+}
+
 impl FakeMaster {
+    /// Each accepted replica connection runs the next script. Ordinary clients are
+    /// served as a 7.0 master would (`INFO` with a run_id of this master's own,
+    /// `ECHO`, `PING`; anything else is an unknown command), without using a script.
     pub fn start(scripts: Vec<Script>) -> FakeMaster {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let rec = received.clone();
+        let run_id = format!("{:040x}", u128::from(port) * 0x9e37_79b9_7f4a_7c15 + u128::from(std::process::id()));
         let thread = thread::spawn(move || {
             for script in scripts {
-                let (stream, _) = listener.accept().unwrap();
-                stream.set_nodelay(true).unwrap();
-                let mut s = Session { stream, buf: Vec::new(), received: rec.clone() };
-                script(&mut s);
+                loop {
+                    let (stream, _) = listener.accept().unwrap();
+                    stream.set_nodelay(true).unwrap();
+                    let mut s = Session { stream, buf: Vec::new(), received: rec.clone() };
+                    match s.kind() {
+                        Kind::Replica => {
+                            script(&mut s);
+                            break;
+                        }
+                        Kind::Client => {
+                            let (run_id, port) = (run_id.clone(), port);
+                            thread::spawn(move || s.serve_client(&run_id, port));
+                        }
+                    }
+                }
             }
         });
         FakeMaster { port, received, thread: Some(thread) }
@@ -140,6 +180,53 @@ impl FakeMaster {
 
 fn printable(cmd: &Sent) -> Vec<String> {
     cmd.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+impl Session {
+    /// Looks at the first commands: a `PING` first is answered (and recorded) here; a
+    /// connection that closes or waits says nothing more is a replica's (its script
+    /// then sees what there is).
+    fn kind(&mut self) -> Kind {
+        let Some(first) = self.peek_command(Duration::from_secs(2)) else { return Kind::Replica };
+        if !first[0].eq_ignore_ascii_case(b"PING") {
+            return Kind::Replica;
+        }
+        self.read_command(Duration::from_secs(1));
+        self.send(b"+PONG\r\n");
+        match self.peek_command(Duration::from_secs(2)) {
+            Some(cmd) if !["REPLCONF", "PSYNC", "SYNC"].iter().any(|c| cmd[0].eq_ignore_ascii_case(c.as_bytes())) => {
+                Kind::Client
+            }
+            _ => Kind::Replica,
+        }
+    }
+
+    /// Answers an ordinary client until it closes the connection.
+    fn serve_client(mut self, run_id: &str, port: u16) {
+        while let Some((cmd, used)) = {
+            self.peek_command(Duration::from_secs(30));
+            parse_command(&self.buf)
+        } {
+            self.buf.drain(..used);
+            let name = String::from_utf8_lossy(&cmd[0]).to_ascii_uppercase();
+            let bulk = |b: &[u8]| [format!("${}\r\n", b.len()).into_bytes(), b.to_vec(), b"\r\n".to_vec()].concat();
+            let reply = match (name.as_str(), cmd.len()) {
+                ("INFO", _) => bulk(
+                    format!(
+                        "# Server\r\nredis_version:7.0.15\r\nrun_id:{run_id}\r\ntcp_port:{port}\r\n\r\n\
+                         # Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+                    )
+                    .as_bytes(),
+                ),
+                ("ECHO", 2) | ("PING", 2) => bulk(&cmd[1]),
+                ("PING", _) => b"+PONG\r\n".to_vec(),
+                _ => format!("-ERR unknown command '{name}'\r\n").into_bytes(),
+            };
+            if self.stream.write_all(&reply).is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// One complete command at the start of `buf`, and its length.
