@@ -439,7 +439,8 @@ fn sync(
                         monitor.set_clients(list);
                     }
                     c.confirmed = dest.confirmed();
-                    // Read apart, the link's counter may trail what was applied already.
+                    // The link counts a byte before handing it out, so this max is only
+                    // a guard: never show a negative lag.
                     c.received = replica.received_offset().max(c.confirmed);
                 }
             }

@@ -395,10 +395,11 @@ impl Link {
                     let data = conn.buffered();
                     if !data.is_empty() {
                         let take = data.len().min(usize::try_from(len - total).unwrap_or(usize::MAX));
+                        total += take as u64;
+                        // Counted before the consumer can see them, as in `stream`.
+                        self.shared.snapshot_bytes.store(total, Ordering::Relaxed);
                         self.spool.push_data(&data[..take])?;
                         conn.consume(take);
-                        total += take as u64;
-                        self.shared.snapshot_bytes.store(total, Ordering::Relaxed);
                         continue;
                     }
                     self.wait(conn, &mut last_byte, "receiving the snapshot")?;
@@ -419,15 +420,15 @@ impl Link {
                             let keep_from_data = EOF_MARK_LEN.min(n);
                             let from_held = EOF_MARK_LEN - keep_from_data;
                             let emit_held = held.len() - from_held.min(held.len());
+                            total += (emit_held + n - keep_from_data) as u64;
+                            // Counted before the consumer can see them, as in `stream`.
+                            self.shared.snapshot_bytes.store(total, Ordering::Relaxed);
                             self.spool.push_data(&held[..emit_held])?;
-                            total += emit_held as u64;
                             held.drain(..emit_held);
                             self.spool.push_data(&data[..n - keep_from_data])?;
-                            total += (n - keep_from_data) as u64;
                             held.extend_from_slice(&data[n - keep_from_data..]);
                         }
                         conn.consume(n);
-                        self.shared.snapshot_bytes.store(total, Ordering::Relaxed);
                         if held.len() == EOF_MARK_LEN && held[..] == mark[..] {
                             return Ok(total);
                         }
@@ -483,9 +484,11 @@ impl Link {
             if !data.is_empty() {
                 ack_every = Duration::from_secs(1);
                 let n = data.len();
+                // Counted before the consumer can see them: received_offset() is never
+                // behind a byte the consumer has taken out (or applied).
+                let received = self.shared.received.fetch_add(n as u64, Ordering::Relaxed).wrapping_add(n as u64);
                 self.spool.push_data(data)?;
                 conn.consume(n);
-                let received = self.shared.received.fetch_add(n as u64, Ordering::Relaxed).wrapping_add(n as u64);
                 if let Some(r) = self.resume.as_mut() {
                     r.offset = received;
                 }
