@@ -23,6 +23,17 @@ use std::time::{Duration, Instant};
 /// Every Redis version CI tests against (built or linked by `scripts/servers`).
 pub const CI_VERSIONS: &[&str] = &["2.8.17", "3.0.5", "3.2.6", "5.0.6", "6.2.14", "7.0.15"];
 
+/// Today's servers, which `scripts/servers` builds from Debian source packages
+/// into the per-machine cache ([`new_servers_dir`]). Named `redis-X.Y.Z` or
+/// `valkey-X.Y.Z`: anything taking a version takes these names too. Kept apart
+/// from [`CI_VERSIONS`] until the decoder reads what they write (RDB 13,
+/// `VALKEY080`); `tests/new_servers.rs` checks each starts and answers.
+pub const NEW_VERSIONS: &[&str] = &["redis-8.0.6", "redis-8.6.3", "valkey-8.1.1", "valkey-9.1.2"];
+
+/// The Redis Stack modules `scripts/servers` puts beside today's servers, which
+/// load into Redis 8 (see [`module_path`]).
+pub const REDIS_MODULES: &[&str] = &["rejson", "redisbloom", "redisearch"];
+
 /// How long a server gets to answer PING after starting.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts at starting a server, each on a new port, before giving up.
@@ -43,12 +54,61 @@ pub fn servers_dir() -> PathBuf {
     }
 }
 
+/// Where `scripts/servers` builds today's servers ([`NEW_VERSIONS`]), outside
+/// the clone so that every clone on the machine shares them:
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/redis-ferry/servers`.
+pub fn new_servers_dir() -> PathBuf {
+    let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = non_empty("XDG_CACHE_HOME")
+        .or_else(|| non_empty("HOME").map(|home| home.join(".cache")))
+        .expect("neither XDG_CACHE_HOME nor HOME is set: cannot find the server cache");
+    cache.join("redis-ferry").join("servers")
+}
+
+/// True for a Valkey name of [`NEW_VERSIONS`] (`valkey-9.1.2`).
+pub fn is_valkey(version: &str) -> bool {
+    version.starts_with("valkey-")
+}
+
+/// The directory holding the tools of `version`: a name of [`NEW_VERSIONS`]
+/// (`redis-8.6.3`, `valkey-9.1.2`) is in [`new_servers_dir`], an old bare
+/// version (`7.0.15`) in [`servers_dir`].
+pub fn server_dir(version: &str) -> PathBuf {
+    if version.starts_with("redis-") || is_valkey(version) {
+        new_servers_dir().join(version)
+    } else {
+        servers_dir().join(version)
+    }
+}
+
+/// The file name `tool` has in `version`'s build: Valkey's are `valkey-server`,
+/// `valkey-cli`, `valkey-check-rdb` where Redis has `redis-...`.
+pub fn tool_name(version: &str, tool: &str) -> String {
+    match tool.strip_prefix("redis-") {
+        Some(rest) if is_valkey(version) => format!("valkey-{rest}"),
+        _ => tool.to_owned(),
+    }
+}
+
 /// Path of `tool` (`redis-server`, `redis-cli`, `redis-check-rdb`, ...) for
-/// Redis `version`, if it is installed.
+/// `version` (an old Redis version or a name of [`NEW_VERSIONS`]; Valkey's
+/// tools are found under the Redis names), if it is installed.
 pub fn server_bin(version: &str, tool: &str) -> Option<PathBuf> {
-    let path = servers_dir().join(version).join(tool);
+    let path = server_dir(version).join(tool_name(version, tool));
     // is_file follows symlinks: 7.0.15's tools link to Debian's /usr/bin.
     path.is_file().then_some(path)
+}
+
+/// Path of Redis Stack module `name` (one of [`REDIS_MODULES`]), as
+/// `scripts/servers` installs it. Missing, it is handled as a missing server
+/// (see `missing`): a failure under `FERRY_REQUIRE_SERVERS`, None only when
+/// skipping is allowed.
+pub fn module_path(name: &str) -> Option<PathBuf> {
+    let path = new_servers_dir().join("redis-stack-0.1.8").join(format!("{name}.so"));
+    if path.is_file() {
+        return Some(path);
+    }
+    missing(&format!("module {name}"), &path)
 }
 
 /// Name of the RDB checker `version` ships: 2.8 and 3.0 only have
@@ -144,11 +204,19 @@ pub fn run_python(script: &Path, args: &[&str]) -> Output {
 /// scripts/test and so in CI), or unless `FERRY_ALLOW_MISSING_SERVERS=1`, it
 /// is a test failure; otherwise the test is skipped (returns None).
 fn missing_server(version: &str) -> Option<RedisServer> {
+    let path = server_dir(version).join(tool_name(version, "redis-server"));
+    // Today's names say what they are (`valkey-9.1.2`); old versions are bare.
+    let what = if version.contains('-') { version.to_owned() } else { format!("Redis {version}") };
+    missing(&what, &path)
+}
+
+/// `what` (at `path`) is missing: a panic, or None where skipping is allowed
+/// (see [`missing_server`]).
+fn missing<T>(what: &str, path: &Path) -> Option<T> {
     let required = std::env::var_os("FERRY_REQUIRE_SERVERS").is_some();
     let allowed = std::env::var("FERRY_ALLOW_MISSING_SERVERS").as_deref() == Ok("1");
-    let path = servers_dir().join(version).join("redis-server");
     if !required && allowed {
-        eprintln!("skipping: server {version} missing ({})", path.display());
+        eprintln!("skipping: {what} missing ({})", path.display());
         return None;
     }
     let hint = if required {
@@ -157,7 +225,7 @@ fn missing_server(version: &str) -> Option<RedisServer> {
         "or set FERRY_ALLOW_MISSING_SERVERS=1 to skip tests that need it"
     };
     panic!(
-        "Redis {version} is not installed ({} missing): run scripts/servers to build it ({hint})",
+        "{what} is not installed ({} missing): run scripts/servers to build it ({hint})",
         path.display()
     );
 }
