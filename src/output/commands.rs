@@ -17,8 +17,11 @@
 //! payload (the module must be loaded on the target). Functions: `FUNCTION LOAD
 //! REPLACE`; scripts from `lua` aux fields: `SCRIPT LOAD`.
 //!
-//! What commands cannot express (module aux data, slot import state) is counted in
-//! [`Notes`] so the caller can say what was left out.
+//! What commands cannot express (module aux data, slot import state, module metadata
+//! of keys, the idempotent-producer state of streams, the NACKed ids of a Redis 8.8
+//! consumer group) is counted in [`Notes`] so the caller can say what was left out.
+//! Hash templates (Redis 8.10) need no command: the hashes that use them are written
+//! with their field names like any other.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -38,6 +41,14 @@ pub struct Notes {
     pub module_aux_skipped: u64,
     /// Valkey slot import records.
     pub slot_imports_skipped: u64,
+    /// Keys whose module metadata (KEY_META, Redis 8.6+) was left out; the keys were
+    /// written.
+    pub key_meta_skipped: u64,
+    /// Streams whose idempotent-producer IIDs (Redis 8.6+) were left out; the streams
+    /// were written.
+    pub idmp_skipped: u64,
+    /// NACKed pending entries of consumer groups (Redis 8.8) that were left out.
+    pub nacked_skipped: u64,
 }
 
 /// The longest string value written in one command; longer ones go as `SET` of the
@@ -146,6 +157,7 @@ impl<W: Write> CommandWriter<W> {
                 self.emit(&c);
             }
             Record::Key(k) => {
+                self.notes.key_meta_skipped += u64::from(!k.meta.is_empty());
                 self.select(k.db);
                 self.key = Some(KeyState {
                     key: k.key.to_vec(),
@@ -174,7 +186,11 @@ impl<W: Write> CommandWriter<W> {
                 }
                 self.key = None;
             }
-            Record::Aux { .. } | Record::ResizeDb { .. } | Record::SlotInfo { .. } | Record::End(_) => {}
+            Record::Aux { .. }
+            | Record::ResizeDb { .. }
+            | Record::SlotInfo { .. }
+            | Record::HashTemplate { .. }
+            | Record::End(_) => {}
         }
         spill(&mut self.out, &mut self.buf, false)
     }
@@ -308,6 +324,9 @@ impl<W: Write> CommandWriter<W> {
                     c.encode_into(&mut self.buf);
                 }
             }
+            Chunk::StreamNacked(ids) => self.notes.nacked_skipped += ids.len() as u64,
+            Chunk::StreamIdmp(idmp) => self.notes.idmp_skipped += u64::from(idmp.producers > 0),
+            Chunk::StreamIdmpProducer(_) | Chunk::StreamIdmpEntries(_) | Chunk::StreamIdmpCounters(_) => {}
             Chunk::Module { payload, .. } => {
                 let version = self.version.map_or(9, |v| v.version as u16);
                 let mut dump = Vec::with_capacity(payload.len() + 11);

@@ -3,7 +3,9 @@
 //! record.
 //!
 //! A key is `{"db":N,"key":S,"type":T,"expire_at_ms":MS|null,"value":V}`, with
-//! `"field_expire_at_ms":{field:MS}` added for hashes whose fields have TTLs. Byte
+//! `"field_expire_at_ms":{field:MS}` added for hashes whose fields have TTLs, and
+//! `"key_meta":[{"class":S,"version":N,"flags":N,"payload":S}]` for keys with module
+//! metadata (Redis 8.6+ KEY_META; the payload is the class's raw module opcodes). Byte
 //! strings `S` are JSON strings when they are UTF-8 and do not start with `base64:`,
 //! otherwise `"base64:"` + base64. Values by type:
 //!
@@ -15,26 +17,33 @@
 //! - `stream`: `{"entries": [[id, [field, value, ...]], ...], "length": n,
 //!   "last_id": "ms-seq", "max_deleted_id": "ms-seq"|null, "entries_added": n|null,
 //!   "groups": [{"name", "last_delivered_id", "entries_read": n|null,
-//!   "consumers": [{"name", "pending": n}], "pending": [[id, consumer, delivery_count]]}]}`
+//!   "consumers": [{"name", "pending": n}], "pending": [[id, consumer, delivery_count]]}]}`;
+//!   a group with NACKed ids (Redis 8.8) also has `"nacked": [id, ...]`, and a stream
+//!   with idempotent-producer state (Redis 8.6+) `"idmp": {"duration": s, "maxsize": n,
+//!   "producers": [{"pid": S, "iids": [[S, id], ...]}], "pids_tracked": n,
+//!   "iids_tracked": n, "iids_added": n, "iids_duplicates": n}` (the last four are what
+//!   `XINFO STREAM` reports)
 //! - `module`: `{"module": "<9-char name>", "payload": "base64:..."}`, the payload being
 //!   the value as stored after the type byte (module id and opcode stream)
 //!
 //! Other records: `{"rdb_version":N,"magic":"REDIS"}` first, `{"aux":S,"value":S}`,
 //! `{"function":S,"engine":S,"code":S}` (plus `"description":S` for the pre-release
 //! 7.0-rc format), `{"module_aux":S,"when":N,"payload":S}`,
-//! `{"slot_import":S,"ranges":[[a,b],...]}`, `{"command":[S,...]}`, and last
+//! `{"slot_import":S,"ranges":[[a,b],...]}`, `{"command":[S,...]}`,
+//! `{"hash_template":N,"fields":[S,...]}` (Redis 8.10), and last
 //! `{"eof":true,"checksum":"verified"|"disabled"|"absent"}`, which tells a reader the
 //! file was complete. If decoding fails, the key being written is closed with
 //! `"incomplete":true` and the last line is `{"error":S}`.
 //!
 //! Memory: values are written as their chunks arrive. Only hash field expiries and one
-//! consumer group's pending entries (to pair each with its consumer) are held until the
-//! key or group ends.
+//! consumer group's pending entries (to pair each with its consumer) and NACKed ids are
+//! held until the key or group ends.
 
 use std::io::{self, Write};
 
 use super::{function_header, pre_ga_library_code, spill, write_json_base64, write_json_bytes, write_json_str};
 use crate::rdb::{Checksum, Chunk, Elem, Kind, PendingEntry, Record, StreamId};
+use crate::rdb::KeyMeta;
 use crate::resp::format_double;
 
 /// Writes records as JSON Lines.
@@ -62,6 +71,18 @@ struct StreamState {
     meta_written: bool,
     groups_written: usize,
     group: Option<GroupState>,
+    idmp: Option<IdmpState>,
+}
+
+/// The `"idmp"` object being written.
+#[derive(Debug, Default)]
+struct IdmpState {
+    producers: u64,
+    /// IIDs written, in all and for the open producer (`None` before the first).
+    iids: u64,
+    producer: Option<u64>,
+    /// The counters have been written and the object closed.
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +95,8 @@ struct GroupState {
     /// Consumers and how many entries each owns.
     consumers: Vec<(Vec<u8>, u64)>,
     sorted: bool,
+    /// Pending entries no consumer owns, as stored (type 27).
+    nacked: Vec<StreamId>,
 }
 
 impl<W: Write> JsonlWriter<W> {
@@ -143,6 +166,18 @@ impl<W: Write> JsonlWriter<W> {
                 }
                 self.buf.extend_from_slice(b"]}\n");
             }
+            Record::HashTemplate { id, fields } => {
+                self.buf.extend_from_slice(b"{\"hash_template\":");
+                self.uint(*id);
+                self.buf.extend_from_slice(b",\"fields\":[");
+                for (i, f) in fields.iter().enumerate() {
+                    if i > 0 {
+                        self.buf.push(b',');
+                    }
+                    self.elem(&f);
+                }
+                self.buf.extend_from_slice(b"]}\n");
+            }
             Record::SelectDb { .. } | Record::ResizeDb { .. } | Record::SlotInfo { .. } => {}
             Record::Key(k) => {
                 self.buf.extend_from_slice(b"{\"db\":");
@@ -156,6 +191,9 @@ impl<W: Write> JsonlWriter<W> {
                 match k.expire_at_ms {
                     Some(ms) => self.int(ms),
                     None => self.buf.extend_from_slice(b"null"),
+                }
+                if !k.meta.is_empty() {
+                    self.key_meta(&k.meta);
                 }
                 self.buf.extend_from_slice(b",\"value\":");
                 self.buf.extend_from_slice(match kind {
@@ -251,6 +289,26 @@ impl<W: Write> JsonlWriter<W> {
         self.buf.extend_from_slice(b"}\n");
     }
 
+    /// `,"key_meta":[...]`: each class's name, version, flags and raw opcodes.
+    fn key_meta(&mut self, meta: &KeyMeta) {
+        self.buf.extend_from_slice(b",\"key_meta\":[");
+        for (i, c) in meta.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            self.buf.extend_from_slice(b"{\"class\":");
+            write_json_str(&mut self.buf, &c.name());
+            self.buf.extend_from_slice(b",\"version\":");
+            self.uint(c.version().into());
+            self.buf.extend_from_slice(b",\"flags\":");
+            self.uint(c.flags().into());
+            self.buf.extend_from_slice(b",\"payload\":");
+            write_json_base64(&mut self.buf, c.payload);
+            self.buf.push(b'}');
+        }
+        self.buf.push(b']');
+    }
+
     /// Writes a comma unless this is the first element of the value.
     fn sep(&mut self) {
         if let Some(k) = &mut self.key {
@@ -334,6 +392,7 @@ impl<W: Write> JsonlWriter<W> {
                         pending: Vec::new(),
                         consumers: Vec::new(),
                         sorted: true,
+                        nacked: Vec::new(),
                     });
                 }
             }
@@ -368,6 +427,68 @@ impl<W: Write> JsonlWriter<W> {
                         }
                     }
                 }
+            }
+            Chunk::StreamNacked(ids) => {
+                if let Some(g) = &mut key.stream.group {
+                    g.nacked.extend_from_slice(ids);
+                }
+            }
+            Chunk::StreamIdmp(idmp) => {
+                self.finish_group();
+                let Some(key) = &mut self.key else { return };
+                key.stream.idmp = Some(IdmpState::default());
+                self.buf.extend_from_slice(b"],\"idmp\":{\"duration\":");
+                self.uint(idmp.duration_s);
+                self.buf.extend_from_slice(b",\"maxsize\":");
+                self.uint(idmp.max_entries);
+                self.buf.extend_from_slice(b",\"producers\":[");
+            }
+            Chunk::StreamIdmpProducer(p) => {
+                let Some(idmp) = &mut key.stream.idmp else { return };
+                let first = idmp.producer.is_none();
+                idmp.producers += 1;
+                idmp.producer = Some(0);
+                if !first {
+                    self.buf.extend_from_slice(b"]},");
+                }
+                self.buf.extend_from_slice(b"{\"pid\":");
+                write_json_bytes(&mut self.buf, p.pid);
+                self.buf.extend_from_slice(b",\"iids\":[");
+            }
+            Chunk::StreamIdmpEntries(entries) => {
+                let Some(idmp) = &mut key.stream.idmp else { return };
+                let Some(n) = &mut idmp.producer else { return };
+                let first = *n == 0;
+                *n += entries.len() as u64;
+                idmp.iids += entries.len() as u64;
+                for (i, e) in entries.iter().enumerate() {
+                    if i > 0 || !first {
+                        self.buf.push(b',');
+                    }
+                    self.buf.push(b'[');
+                    self.elem(&e.iid);
+                    self.buf.push(b',');
+                    self.id(e.id);
+                    self.buf.push(b']');
+                }
+            }
+            Chunk::StreamIdmpCounters(c) => {
+                let Some(idmp) = &mut key.stream.idmp else { return };
+                let (producers, iids) = (idmp.producers, idmp.iids);
+                idmp.closed = true;
+                let open = idmp.producer.is_some();
+                if open {
+                    self.buf.extend_from_slice(b"]}");
+                }
+                self.buf.extend_from_slice(b"],\"pids_tracked\":");
+                self.uint(producers);
+                self.buf.extend_from_slice(b",\"iids_tracked\":");
+                self.uint(iids);
+                self.buf.extend_from_slice(b",\"iids_added\":");
+                self.uint(c.iids_added);
+                self.buf.extend_from_slice(b",\"iids_duplicates\":");
+                self.uint(c.iids_duplicates);
+                self.buf.push(b'}');
             }
             Chunk::Module { module, payload } => {
                 key.value_written = true;
@@ -422,7 +543,18 @@ impl<W: Write> JsonlWriter<W> {
             self.uint(e.delivery_count);
             self.buf.push(b']');
         }
-        self.buf.extend_from_slice(b"]}");
+        self.buf.push(b']');
+        if !g.nacked.is_empty() {
+            self.buf.extend_from_slice(b",\"nacked\":[");
+            for (i, id) in g.nacked.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(b',');
+                }
+                self.id(*id);
+            }
+            self.buf.push(b']');
+        }
+        self.buf.push(b'}');
     }
 
     /// Ends the output after a decoding error: a key being written is closed as valid
@@ -468,7 +600,17 @@ impl<W: Write> JsonlWriter<W> {
                     // Only on a stream cut short; keep the line valid JSON.
                     self.buf.extend_from_slice(b"],\"groups\":[");
                 }
-                self.buf.extend_from_slice(b"]}");
+                match &key.stream.idmp {
+                    None => self.buf.extend_from_slice(b"]}"),
+                    Some(idmp) if idmp.closed => self.buf.push(b'}'),
+                    Some(idmp) => {
+                        // Cut short inside the IDMP state.
+                        if idmp.producer.is_some() {
+                            self.buf.extend_from_slice(b"]}");
+                        }
+                        self.buf.extend_from_slice(b"]}}");
+                    }
+                }
             }
             Kind::String | Kind::Module => {
                 if !key.value_written {

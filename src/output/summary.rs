@@ -21,6 +21,19 @@ pub struct Summary {
     lua_scripts: u64,
     functions: Vec<Vec<u8>>,
     module_aux: Vec<String>,
+    /// Hash templates (opcode 0xF2, Redis 8.10) and their fields.
+    hash_templates: u64,
+    hash_template_fields: u64,
+    /// Keys with module metadata (KEY_META, opcode 0xF3 in Redis 8.6+ files), and the
+    /// classes seen (`name/vN`) with how many keys carry each.
+    key_meta_keys: u64,
+    key_meta_classes: BTreeMap<String, u64>,
+    /// Streams with idempotent-producer state (types 26 and 27), their producers and
+    /// IIDs; NACKed ids of consumer groups (type 27).
+    idmp_streams: u64,
+    idmp_producers: u64,
+    idmp_iids: u64,
+    nacked: u64,
     dbs: BTreeMap<u64, DbStats>,
     /// The db keys are being counted in, out of `dbs` while it is.
     db_cache: Option<(u64, DbStats)>,
@@ -50,7 +63,7 @@ struct DbStats {
     kinds: [KindStats; KINDS.len()],
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct KindStats {
     keys: u64,
     elements: u64,
@@ -59,10 +72,16 @@ struct KindStats {
     encodings: [u64; ENCODINGS],
 }
 
+impl Default for KindStats {
+    fn default() -> Self {
+        KindStats { keys: 0, elements: 0, bytes: 0, encodings: [0; ENCODINGS] }
+    }
+}
+
 const KINDS: [Kind; 7] = [Kind::String, Kind::List, Kind::Set, Kind::Zset, Kind::Hash, Kind::Stream, Kind::Module];
 
-/// Type bytes 0..=25, plus Valkey's type 22 (a different encoding from Redis' 22).
-const ENCODINGS: usize = 27;
+/// Type bytes 0..=32, plus Valkey's type 22 (a different encoding from Redis' 22).
+const ENCODINGS: usize = 34;
 
 fn kind_index(k: Kind) -> usize {
     KINDS.iter().position(|&x| x == k).unwrap_or(0)
@@ -127,7 +146,17 @@ impl Summary {
             }
             Record::FunctionPreGa { name, .. } => self.functions.push(name.to_vec()),
             Record::ModuleAux { module, .. } => self.module_aux.push(module.name()),
+            Record::HashTemplate { fields, .. } => {
+                self.hash_templates += 1;
+                self.hash_template_fields += fields.len() as u64;
+            }
             Record::Key(k) => {
+                if !k.meta.is_empty() {
+                    self.key_meta_keys += 1;
+                    for c in k.meta.iter() {
+                        *self.key_meta_classes.entry(format!("{}/v{}", c.name(), c.version())).or_default() += 1;
+                    }
+                }
                 self.current_name.clear();
                 self.current_name.extend_from_slice(k.key);
                 self.current = Some(Current {
@@ -149,6 +178,22 @@ impl Summary {
                         (v.len(), v.iter().map(|e| 16 + e.fields.iter().map(|x| elem_len(&x)).sum::<u64>()).sum())
                     }
                     Chunk::Module { payload, .. } => (1, payload.len() as u64),
+                    Chunk::StreamIdmp(_) => {
+                        self.idmp_streams += 1;
+                        (0, 0)
+                    }
+                    Chunk::StreamIdmpProducer(_) => {
+                        self.idmp_producers += 1;
+                        (0, 0)
+                    }
+                    Chunk::StreamIdmpEntries(e) => {
+                        self.idmp_iids += e.len() as u64;
+                        (0, 0)
+                    }
+                    Chunk::StreamNacked(ids) => {
+                        self.nacked += ids.len() as u64;
+                        (0, 0)
+                    }
                     _ => (0, 0),
                 };
                 cur.elements += n as u64;
@@ -231,7 +276,10 @@ impl Summary {
     /// The summary as text for people.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let version = self.version.map_or_else(|| "unknown".into(), |v| v.to_string());
+        let version = self.version.map_or_else(
+            || "unknown".into(),
+            |v| if v.is_known() { v.to_string() } else { format!("{v} (newer than this decoder knows)") },
+        );
         let _ = writeln!(s, "RDB: {version}, {} bytes, checksum {}", self.bytes, self.checksum_text());
         if !self.aux.is_empty() {
             let _ = writeln!(s, "aux fields:");
@@ -255,6 +303,32 @@ impl Summary {
         }
         if !self.module_aux.is_empty() {
             let _ = writeln!(s, "module aux data: {}", self.module_aux.join(", "));
+        }
+        if self.hash_templates > 0 {
+            let _ = writeln!(
+                s,
+                "hash templates (HASH_TEMPLATE, 0xF2): {} with {} fields",
+                self.hash_templates, self.hash_template_fields
+            );
+        }
+        if self.key_meta_keys > 0 {
+            let classes: Vec<String> = self.key_meta_classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(
+                s,
+                "keys with module metadata (KEY_META, 0xF3): {} ({})",
+                self.key_meta_keys,
+                classes.join(", ")
+            );
+        }
+        if self.idmp_streams > 0 {
+            let _ = writeln!(
+                s,
+                "streams with idempotent-producer state: {}, {} producers, {} IIDs",
+                self.idmp_streams, self.idmp_producers, self.idmp_iids
+            );
+        }
+        if self.nacked > 0 {
+            let _ = writeln!(s, "NACKed pending entries (consumer groups): {}", self.nacked);
         }
         let dbs = self.all_dbs();
         let total: u64 = dbs.iter().map(|(_, d)| d.keys).sum();
@@ -333,7 +407,28 @@ impl Summary {
             }
             write_json_bytes(&mut o, f);
         }
-        o.extend_from_slice(b"],\"dbs\":{");
+        o.extend_from_slice(
+            format!(
+                "],\"hash_templates\":{},\"key_meta\":{{\"keys\":{},\"classes\":{{",
+                self.hash_templates, self.key_meta_keys
+            )
+            .as_bytes(),
+        );
+        for (i, (c, n)) in self.key_meta_classes.iter().enumerate() {
+            if i > 0 {
+                o.push(b',');
+            }
+            write_json_str(&mut o, c);
+            o.extend_from_slice(format!(":{n}").as_bytes());
+        }
+        o.extend_from_slice(
+            format!(
+                "}}}},\"idmp\":{{\"streams\":{},\"producers\":{},\"iids\":{}}},\"nacked\":{}",
+                self.idmp_streams, self.idmp_producers, self.idmp_iids, self.nacked
+            )
+            .as_bytes(),
+        );
+        o.extend_from_slice(b",\"dbs\":{");
         for (i, (db, d)) in self.all_dbs().into_iter().enumerate() {
             if i > 0 {
                 o.push(b',');

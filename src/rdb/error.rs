@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::record::{Magic, RdbVersion, NEWEST_REDIS_VERSION, NEWEST_VALKEY_VERSION};
 use crate::bytesfmt::Printable;
 
 /// What was wrong with the input. Every variant is about the data, never about I/O:
@@ -21,15 +22,32 @@ pub enum ErrorKind {
         /// The first bytes of the input (up to 9).
         found: Vec<u8>,
     },
-    /// The header names an RDB version this decoder does not know.
+    /// The header names an RDB version no server writes: `REDIS` with version 0 or 80
+    /// and up (Valkey's numbers, which it writes under its own magic), or `VALKEY`
+    /// below 80. A version that is only newer than this decoder is not refused here: the
+    /// file is read until a type or opcode byte the decoder does not know
+    /// ([`ErrorKind::UnknownType`]).
     UnsupportedVersion {
-        /// The header text, e.g. `REDIS0013`.
+        /// The header text, e.g. `REDIS0080`.
         header: String,
     },
-    /// A byte where an opcode or a value type was expected is neither.
+    /// A byte where an opcode or a value type was expected is neither, in a file with
+    /// this header.
     UnknownType {
         /// The byte found.
         byte: u8,
+        /// The file's header: whether the byte may be something a newer server added.
+        header: RdbVersion,
+    },
+    /// A value type that is known, but whose byte layout is not documented well enough
+    /// to read it (Redis 8.8's ARRAY, type 28; Redis 8.10's self-contained template
+    /// hash, type 29; Valkey 9.2's PATH_HASH, type 23 in `VALKEY081`). The key name
+    /// before it was read.
+    UnsupportedType {
+        /// The type byte.
+        byte: u8,
+        /// What the type is.
+        name: &'static str,
     },
     /// An RDB string starts with an encoding byte that does not exist (0xC4..0xFF).
     UnknownStringEncoding {
@@ -154,10 +172,27 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadMagic { found } => {
                 write!(f, "not an RDB file: starts with {} instead of REDIS or VALKEY", Printable(found))
             }
-            ErrorKind::UnsupportedVersion { header } => {
-                write!(f, "unsupported RDB version {header:?} (known: REDIS0001..REDIS0012, VALKEY080)")
+            ErrorKind::UnsupportedVersion { header } => write!(
+                f,
+                "unsupported RDB version {header:?}: no server writes it (REDIS0001..REDIS0079 and VALKEY080 \
+                 and later are read)"
+            ),
+            ErrorKind::UnknownType { byte, header } => {
+                write!(f, "unknown opcode or value type byte {byte} (0x{byte:02x}) in a {header} file")?;
+                if !header.is_known() {
+                    let newest = match header.magic {
+                        Magic::Redis => format!("REDIS{NEWEST_REDIS_VERSION:04}"),
+                        Magic::Valkey => format!("VALKEY{NEWEST_VALKEY_VERSION:03}"),
+                    };
+                    write!(f, "; the file is newer than this decoder knows ({newest}), and this byte may be \
+                               something the newer format added")?;
+                }
+                Ok(())
             }
-            ErrorKind::UnknownType { byte } => write!(f, "unknown opcode or value type byte {byte} (0x{byte:02x})"),
+            ErrorKind::UnsupportedType { byte, name } => write!(
+                f,
+                "value type {byte} ({name}) cannot be read: its byte layout is not documented"
+            ),
             ErrorKind::UnknownStringEncoding { byte } => {
                 write!(f, "unknown string encoding 0x{byte:02x}")
             }

@@ -1,10 +1,14 @@
 //! The RDB decoder: bytes in, [`Record`]s out, in any chunk sizes, with bounded memory.
 //!
 //! It reads every format Redis and Valkey have written: headers `REDIS0001` to
-//! `REDIS0012` and `VALKEY080`, every opcode, and every value type from 0 to 25 with
-//! every inner encoding (zipmap, ziplist, intset, listpack, quicklist v1/v2, streams
-//! v1-v3, hashes with field TTLs, module values). See the crate's `README.md` for the
-//! format sources.
+//! `REDIS0015` and `VALKEY080`, every opcode (with Redis 8.6's KEY_META and Redis
+//! 8.10's hash templates), and every value type from 0 to 27 and 30 to 32 with every
+//! inner encoding (zipmap, ziplist, intset, listpack, quicklist v1/v2, streams v1-v5,
+//! hashes with field TTLs, template hashes, module values). Types 28 and 29 of Redis
+//! 8.8/8.10, whose layouts are not documented, stop the decoder naming them. A newer
+//! header (`REDIS0016` to `REDIS0079`, `VALKEY081` and up) is read as far as the known
+//! layouts go, and stops at the first type or opcode byte that is not known. See the
+//! crate's `README.md` for the format sources.
 //!
 //! # Inside
 //! - `decoder/`: the state machine (records, strings, plain collections, blobs,

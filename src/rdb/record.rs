@@ -11,14 +11,36 @@ use std::fmt;
 pub struct RdbVersion {
     /// `REDIS` (Redis, and Valkey before 9.0) or `VALKEY` (Valkey 9.0+).
     pub magic: Magic,
-    /// The format version from the header digits: 1..=12 for `REDIS`, 80 for `VALKEY`.
+    /// The format version from the header digits: 1..=79 for `REDIS` (this decoder
+    /// knows 1..=15), 80 and up for `VALKEY` (it knows 80).
     pub version: u32,
 }
+
+/// The newest `REDIS` format version whose layouts this decoder knows (Redis 8.10).
+pub const NEWEST_REDIS_VERSION: u32 = 15;
+/// The newest `VALKEY` format version whose layouts this decoder knows (Valkey 9.0/9.1).
+pub const NEWEST_VALKEY_VERSION: u32 = 80;
 
 impl RdbVersion {
     /// Whether an 8-byte CRC64 follows the EOF opcode (RDB 5 and later).
     pub fn has_checksum(&self) -> bool {
         self.version >= 5
+    }
+
+    /// Whether this decoder knows every layout of this version. A newer file is read
+    /// as far as it goes with the known layouts, and stops at the first type or opcode
+    /// byte it does not know.
+    pub fn is_known(&self) -> bool {
+        match self.magic {
+            Magic::Redis => self.version <= NEWEST_REDIS_VERSION,
+            Magic::Valkey => self.version <= NEWEST_VALKEY_VERSION,
+        }
+    }
+
+    /// Whether this is a `REDIS` file of at least version `v` (opcodes and types that
+    /// Redis added in `v` mean nothing in older files, and nothing in `VALKEY` files).
+    pub(crate) fn redis_since(&self, v: u32) -> bool {
+        self.magic == Magic::Redis && self.version >= v
     }
 }
 
@@ -102,6 +124,15 @@ pub enum Record<'a> {
         /// The command and its arguments.
         args: Elems<'a>,
     },
+    /// A hash template (Redis 8.10+, RDB 15, opcode 0xF2): the field names that the
+    /// hashes of types 30 and 32 later in the file refer to by its id. Such hashes come
+    /// out as ordinary [`Chunk::Hash`] pieces with these names.
+    HashTemplate {
+        /// The template's id.
+        id: u64,
+        /// Its field names, in template order.
+        fields: Elems<'a>,
+    },
     /// Auxiliary data of a module, kept as the raw module opcode stream.
     ModuleAux {
         /// The module that wrote it.
@@ -166,6 +197,95 @@ pub struct KeyStart<'a> {
     pub idle_seconds: Option<u64>,
     /// LFU counter (opcode FREQ), if present.
     pub lfu_freq: Option<u8>,
+    /// Module metadata attached to the key (opcode KEY_META, Redis 8.6+); empty when
+    /// there is none.
+    pub meta: KeyMeta<'a>,
+}
+
+/// The module metadata of a key: the classes of a KEY_META record (opcode 0xF3 in
+/// `REDIS` files from RDB 13 on), each kept raw.
+///
+/// ```text
+/// 0xF3 len num_classes, num_classes x (4-byte class spec LE, module opcode stream, EOF)
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyMeta<'a> {
+    raw: &'a [u8],
+    classes: &'a [MetaClassRef],
+}
+
+/// Where one class of a KEY_META record is in the decoder's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MetaClassRef {
+    pub spec: u32,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl<'a> KeyMeta<'a> {
+    pub(crate) fn new(raw: &'a [u8], classes: &'a [MetaClassRef]) -> KeyMeta<'a> {
+        KeyMeta { raw, classes }
+    }
+
+    /// Whether the key has no metadata.
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+
+    /// Number of metadata classes.
+    pub fn len(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// The classes in stored order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = KeyMetaClass<'a>> + 'a {
+        let raw = self.raw;
+        self.classes
+            .iter()
+            .map(move |c| KeyMetaClass { spec: c.spec, payload: raw.get(c.start..c.end).unwrap_or_default() })
+    }
+}
+
+impl fmt::Debug for KeyMeta<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// One class of a key's module metadata.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct KeyMetaClass<'a> {
+    /// The class spec as stored: bits 31..8 the 4-character class name (6 bits per
+    /// character, first character highest), bits 7..3 the metadata version, 2..0 flags.
+    pub spec: u32,
+    /// The class's module opcode stream, raw, with its final EOF opcode.
+    pub payload: &'a [u8],
+}
+
+impl KeyMetaClass<'_> {
+    /// Flag bit 0: a server without this class may drop the metadata and load the key.
+    pub const ALLOW_IGNORE: u8 = 1;
+
+    /// The 4-character class name.
+    pub fn name(&self) -> String {
+        (0..4).map(|i| ModuleId::CHARSET[((self.spec >> (26 - 6 * i)) & 63) as usize] as char).collect()
+    }
+
+    /// The metadata version (0..=31).
+    pub fn version(&self) -> u8 {
+        ((self.spec >> 3) & 31) as u8
+    }
+
+    /// The flags (bits 2..0).
+    pub fn flags(&self) -> u8 {
+        (self.spec & 7) as u8
+    }
+}
+
+impl fmt::Debug for KeyMetaClass<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/v{}/f{} {:?}", self.name(), self.version(), self.flags(), crate::bytesfmt::Full(self.payload))
+    }
 }
 
 /// The value layouts, one per RDB type byte. [`Encoding::kind`] gives the logical type.
@@ -224,6 +344,19 @@ pub enum Encoding {
     HashListpackEx,
     /// 22 in `VALKEY` files: hash with per-field expiry (Valkey 9).
     ValkeyHash2,
+    /// 26: stream with idempotent-producer (IDMP) state (Redis 8.6, RDB 13).
+    StreamListpacks4,
+    /// 27: stream with IDMP state and per-group NACKed ids (Redis 8.8, RDB 14).
+    StreamListpacks5,
+    /// 30: hash whose field names are a hash template's, values in a listpack (Redis
+    /// 8.10, RDB 15; only in RDB files).
+    HashTmplLpRef,
+    /// 31: hash stored as field, value pairs (Redis 8.10, RDB 15; the `DUMP` form of a
+    /// template hash).
+    HashTmplArray,
+    /// 32: hash whose field names are a hash template's, values one by one (Redis 8.10,
+    /// RDB 15; only in RDB files).
+    HashTmplArrayRef,
 }
 
 impl Encoding {
@@ -256,6 +389,11 @@ impl Encoding {
             (23, Magic::Redis) => HashListpackExPreGa,
             (24, Magic::Redis) => HashMetadata,
             (25, Magic::Redis) => HashListpackEx,
+            (26, Magic::Redis) => StreamListpacks4,
+            (27, Magic::Redis) => StreamListpacks5,
+            (30, Magic::Redis) => HashTmplLpRef,
+            (31, Magic::Redis) => HashTmplArray,
+            (32, Magic::Redis) => HashTmplArrayRef,
             (22, Magic::Valkey) => ValkeyHash2,
             _ => return None,
         })
@@ -290,6 +428,11 @@ impl Encoding {
             HashListpackExPreGa => 23,
             HashMetadata => 24,
             HashListpackEx => 25,
+            StreamListpacks4 => 26,
+            StreamListpacks5 => 27,
+            HashTmplLpRef => 30,
+            HashTmplArray => 31,
+            HashTmplArrayRef => 32,
         }
     }
 
@@ -302,8 +445,12 @@ impl Encoding {
             Set | SetIntset | SetListpack => Kind::Set,
             Zset | Zset2 | ZsetZiplist | ZsetListpack => Kind::Zset,
             Hash | HashZipmap | HashZiplist | HashListpack | HashMetadataPreGa | HashListpackExPreGa
-            | HashMetadata | HashListpackEx | ValkeyHash2 => Kind::Hash,
-            StreamListpacks | StreamListpacks2 | StreamListpacks3 => Kind::Stream,
+            | HashMetadata | HashListpackEx | ValkeyHash2 | HashTmplLpRef | HashTmplArray | HashTmplArrayRef => {
+                Kind::Hash
+            }
+            StreamListpacks | StreamListpacks2 | StreamListpacks3 | StreamListpacks4 | StreamListpacks5 => {
+                Kind::Stream
+            }
             ModulePreGa | Module2 => Kind::Module,
         }
     }
@@ -338,7 +485,31 @@ impl Encoding {
             HashMetadata => "hash_metadata",
             HashListpackEx => "hash_listpack_ex",
             ValkeyHash2 => "valkey_hash_2",
+            StreamListpacks4 => "stream_listpacks_4",
+            StreamListpacks5 => "stream_listpacks_5",
+            HashTmplLpRef => "hash_tmpl_lp_ref",
+            HashTmplArray => "hash_tmpl_array",
+            HashTmplArrayRef => "hash_tmpl_array_ref",
         }
+    }
+
+    /// The first `REDIS` format version that has this type byte, for the types Redis
+    /// added after RDB 12 (`None` for the others): a newer type byte in an older file
+    /// is not that type.
+    pub fn since_redis_version(self) -> Option<u32> {
+        use Encoding::*;
+        match self {
+            StreamListpacks4 => Some(13),
+            StreamListpacks5 => Some(14),
+            HashTmplLpRef | HashTmplArray | HashTmplArrayRef => Some(15),
+            _ => None,
+        }
+    }
+
+    /// Whether the value refers to a hash template defined elsewhere in the file, so
+    /// that its raw bytes are no `RESTORE` payload (types 30 and 32).
+    pub fn refers_to_template(self) -> bool {
+        matches!(self, Encoding::HashTmplLpRef | Encoding::HashTmplArrayRef)
     }
 }
 
@@ -524,6 +695,47 @@ pub struct StreamConsumer<'a> {
     pub active_time_ms: Option<i64>,
 }
 
+/// The idempotent-producer (IDMP) settings of a stream (types 26 and 27, Redis 8.6+),
+/// after its consumer groups. Its producers follow as [`Chunk::StreamIdmpProducer`]
+/// pieces, then [`Chunk::StreamIdmpCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamIdmp {
+    /// How long an IID is remembered, in seconds (`IDMP-DURATION`).
+    pub duration_s: u64,
+    /// How many IIDs are remembered per producer (`IDMP-MAXSIZE`).
+    pub max_entries: u64,
+    /// Number of producers that follow.
+    pub producers: u64,
+}
+
+/// A producer of the current stream's IDMP state. Its IIDs follow as
+/// [`Chunk::StreamIdmpEntries`] pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamIdmpProducer<'a> {
+    /// The producer id.
+    pub pid: &'a [u8],
+    /// Number of IIDs that follow.
+    pub iids: u64,
+}
+
+/// An IID remembered for a producer, and the id of the entry it added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdmpEntry<'a> {
+    /// The idempotency id (IDMP's argument, or IDMPAUTO's 16-byte hash).
+    pub iid: Elem<'a>,
+    /// The stream entry it added.
+    pub id: StreamId,
+}
+
+/// The all-time counters that end a stream's IDMP state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamIdmpCounters {
+    /// IIDs ever added.
+    pub iids_added: u64,
+    /// Duplicates ever refused.
+    pub iids_duplicates: u64,
+}
+
 /// A 64-bit module type id: 9 characters of name and a 10-bit encoding version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ModuleId(pub u64);
@@ -554,8 +766,11 @@ impl ModuleId {
 /// - list, set, zset, hash: any number of [`Chunk::List`], [`Chunk::Set`],
 ///   [`Chunk::Zset`], [`Chunk::Hash`] pieces, in stored order;
 /// - stream: [`Chunk::StreamEntries`]*, [`Chunk::StreamMeta`], then per group a
-///   [`Chunk::StreamGroup`], its [`Chunk::StreamPending`]*, and per consumer a
-///   [`Chunk::StreamConsumer`] and its [`Chunk::StreamConsumerPending`]*;
+///   [`Chunk::StreamGroup`], its [`Chunk::StreamPending`]*, per consumer a
+///   [`Chunk::StreamConsumer`] and its [`Chunk::StreamConsumerPending`]*, and (type 27)
+///   the group's [`Chunk::StreamNacked`]*; then (types 26, 27) [`Chunk::StreamIdmp`],
+///   per producer a [`Chunk::StreamIdmpProducer`] and its [`Chunk::StreamIdmpEntries`]*,
+///   and [`Chunk::StreamIdmpCounters`];
 /// - module: one [`Chunk::Module`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chunk<'a> {
@@ -581,6 +796,17 @@ pub enum Chunk<'a> {
     StreamConsumer(StreamConsumer<'a>),
     /// Ids owned by the current consumer.
     StreamConsumerPending(&'a [StreamId]),
+    /// Pending entries of the current group that no consumer owns (the "NACK zone",
+    /// type 27), after its consumers.
+    StreamNacked(&'a [StreamId]),
+    /// The stream's idempotent-producer settings (types 26 and 27).
+    StreamIdmp(StreamIdmp),
+    /// An idempotent producer.
+    StreamIdmpProducer(StreamIdmpProducer<'a>),
+    /// IIDs of the current producer, in insertion order.
+    StreamIdmpEntries(IdmpEntries<'a>),
+    /// The IDMP counters; the last piece of the stream.
+    StreamIdmpCounters(StreamIdmpCounters),
     /// A module value, kept raw so it can be passed on unchanged.
     Module {
         /// The module type.
@@ -601,9 +827,15 @@ impl Chunk<'_> {
             Chunk::Hash(h) => h.len(),
             Chunk::StreamEntries(e) => e.len(),
             Chunk::StreamPending(p) => p.len(),
-            Chunk::StreamConsumerPending(i) => i.len(),
+            Chunk::StreamConsumerPending(i) | Chunk::StreamNacked(i) => i.len(),
+            Chunk::StreamIdmpEntries(e) => e.len(),
             Chunk::String(_) | Chunk::Module { .. } => 1,
-            Chunk::StreamMeta(_) | Chunk::StreamGroup(_) | Chunk::StreamConsumer(_) => 0,
+            Chunk::StreamMeta(_)
+            | Chunk::StreamGroup(_)
+            | Chunk::StreamConsumer(_)
+            | Chunk::StreamIdmp(_)
+            | Chunk::StreamIdmpProducer(_)
+            | Chunk::StreamIdmpCounters(_) => 0,
         }
     }
 
@@ -814,6 +1046,35 @@ impl<'a> Entries<'a> {
     }
 }
 
+/// IIDs of an idempotent producer.
+#[derive(Clone, Copy)]
+pub struct IdmpEntries<'a> {
+    arenas: Arenas<'a>,
+    items: &'a [(ElemRef, StreamId)],
+}
+
+impl<'a> IdmpEntries<'a> {
+    pub(crate) fn new(arenas: Arenas<'a>, items: &'a [(ElemRef, StreamId)]) -> IdmpEntries<'a> {
+        IdmpEntries { arenas, items }
+    }
+
+    /// Number of IIDs.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The IIDs in insertion order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = IdmpEntry<'a>> + 'a {
+        let arenas = self.arenas;
+        self.items.iter().map(move |&(r, id)| IdmpEntry { iid: arenas.get(r), id })
+    }
+}
+
 macro_rules! list_view_traits {
     ($($t:ident),*) => {$(
         impl fmt::Debug for $t<'_> {
@@ -830,7 +1091,7 @@ macro_rules! list_view_traits {
     )*};
 }
 
-list_view_traits!(Elems, Scored, Fields, Entries);
+list_view_traits!(Elems, Scored, Fields, Entries, IdmpEntries);
 
 #[cfg(test)]
 mod tests {

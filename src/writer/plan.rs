@@ -183,7 +183,15 @@ mod tests {
     }
 
     fn plan(encoding: Encoding, source: u32, dest: (u32, u32, u32), capturing: bool, reencode: bool) -> KeyPlan {
-        let k = KeyStart { db: 0, key: b"k", encoding, expire_at_ms: None, idle_seconds: None, lfu_freq: None };
+        let k = KeyStart {
+            db: 0,
+            key: b"k",
+            encoding,
+            expire_at_ms: None,
+            idle_seconds: None,
+            lfu_freq: None,
+            meta: Default::default(),
+        };
         key_plan(&k, Some(source), capturing, reencode, &profile(dest))
     }
 
@@ -224,6 +232,7 @@ mod tests {
             expire_at_ms: None,
             idle_seconds: None,
             lfu_freq: None,
+            meta: Default::default(),
         };
         assert_eq!(key_plan(&valkey9, Some(80), true, true, &profile((7, 4, 1))), re(12));
     }

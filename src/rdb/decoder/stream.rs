@@ -1,5 +1,6 @@
-//! Streams (types 15, 19, 21): listpack nodes of entries, then metadata, then consumer
-//! groups with their pending entries and consumers.
+//! Streams (types 15, 19, 21, 26, 27): listpack nodes of entries, then metadata, then
+//! consumer groups with their pending entries and consumers, then (26, 27) the
+//! idempotent-producer state.
 //!
 //! ```text
 //! len nodes, nodes x (str node_key: 16-byte master id, str listpack)
@@ -8,9 +9,16 @@
 //! len groups, groups x (
 //!     str name, len last_id.ms/.seq, [19, 21: len entries_read], len pel,
 //!     pel x (16-byte raw id, 8-byte LE delivery time, len delivery count),
-//!     len consumers, consumers x (str name, 8-byte LE seen time, [21: 8-byte LE active time],
-//!                                 len pel, pel x 16-byte raw id))
+//!     len consumers, consumers x (str name, 8-byte LE seen time,
+//!                                 [21, 26, 27: 8-byte LE active time],
+//!                                 len pel, pel x 16-byte raw id),
+//!     [27: len nacked, nacked x 16-byte raw id])
+//! [26, 27: len idmp_duration, len idmp_max_entries, len producers,
+//!          producers x (str pid, len count, count x (str iid, len id.ms, len id.seq)),
+//!          len iids_added, len iids_duplicates]
 //! ```
+//! Type 26 is Redis 8.6's (read in its `rdb.c`); 27 adds the NACKed ids of Redis 8.8,
+//! whose layout comes from third-party parsers only.
 //! A node's listpack holds a master entry (`count deleted num_fields field... 0`) and then
 //! entries (`flags ms_diff seq_diff [num_fields field value ...] | [value ...] lp_count`),
 //! ids relative to the node key; flag 1 marks a deleted entry, flag 2 an entry whose fields
@@ -21,7 +29,7 @@
 
 use super::{blob_error, in_blob, Decoder, ElemRef, EntryRef, Ready, State, Step};
 use crate::rdb::compact::{listpack::Listpack, BlobError, Raw};
-use crate::rdb::cursor::{id_from_be, Cur, Res};
+use crate::rdb::cursor::{id_from_be, Cur, Fail, Res};
 use crate::rdb::error::Error;
 use crate::rdb::record::*;
 
@@ -51,6 +59,13 @@ enum Phase {
     ConsumerCount { groups_left: u64 },
     Consumers { groups_left: u64, remaining: u64 },
     ConsumerPel { groups_left: u64, consumers_left: u64, remaining: u64 },
+    /// Type 27: the group's NACKed ids (`None` until their count is read).
+    Nacked { groups_left: u64, remaining: Option<u64> },
+    /// Types 26, 27: the IDMP settings and producer count.
+    Idmp,
+    Producers { remaining: u64 },
+    IdmpEntries { producers_left: u64, remaining: u64 },
+    IdmpCounters,
 }
 
 #[derive(Debug)]
@@ -65,9 +80,24 @@ impl StreamState {
         StreamState { encoding, phase: Phase::NodeCount }
     }
 
-    /// Types 19 and 21 carry first id, max deleted id, entries added and entries read.
+    /// Types 19 and later carry first id, max deleted id, entries added and entries read.
     fn v2(&self) -> bool {
         self.encoding != Encoding::StreamListpacks
+    }
+
+    /// Types 21 and later carry each consumer's active time.
+    fn with_active_time(&self) -> bool {
+        matches!(self.encoding, Encoding::StreamListpacks3 | Encoding::StreamListpacks4 | Encoding::StreamListpacks5)
+    }
+
+    /// Types 26 and 27 end with the IDMP state.
+    fn with_idmp(&self) -> bool {
+        matches!(self.encoding, Encoding::StreamListpacks4 | Encoding::StreamListpacks5)
+    }
+
+    /// Type 27 ends each group with its NACKed ids.
+    fn with_nacked(&self) -> bool {
+        self.encoding == Encoding::StreamListpacks5
     }
 }
 
@@ -142,6 +172,10 @@ impl Decoder {
                 self.stream_meta = meta;
                 Ok(Step::Emit(Ready::StreamMeta))
             }
+            Phase::Groups { remaining: 0 } if s.with_idmp() => {
+                s.phase = Phase::Idmp;
+                self.continue_with(s)
+            }
             Phase::Groups { remaining: 0 } => {
                 self.state = State::KeyEnd;
                 Ok(Step::Continue)
@@ -184,11 +218,15 @@ impl Decoder {
                 self.continue_with(s)
             }
             Phase::Consumers { groups_left, remaining: 0 } => {
-                s.phase = Phase::Groups { remaining: groups_left };
+                s.phase = if s.with_nacked() {
+                    Phase::Nacked { groups_left, remaining: None }
+                } else {
+                    Phase::Groups { remaining: groups_left }
+                };
                 self.continue_with(s)
             }
             Phase::Consumers { groups_left, remaining } => {
-                let with_active = s.encoding == Encoding::StreamListpacks3;
+                let with_active = s.with_active_time();
                 let parsed = self.attempt(|c| {
                     let name = c.str("consumer name")?;
                     let seen = c.i64_le("consumer seen time")?;
@@ -219,7 +257,121 @@ impl Decoder {
                 };
                 self.emit_batch(s, next, left, super::ChunkKind::StreamConsumerPending)
             }
+            Phase::Nacked { groups_left, remaining: None } => {
+                let Some(n) = self.attempt(|c| c.len("consumer group NACKed count"))? else {
+                    s.phase = Phase::Nacked { groups_left, remaining: None };
+                    return self.wait(State::Stream(s));
+                };
+                s.phase = Phase::Nacked { groups_left, remaining: Some(n) };
+                self.continue_with(s)
+            }
+            Phase::Nacked { groups_left, remaining: Some(remaining) } => {
+                let mut ids = std::mem::take(&mut self.out.ids);
+                let got = self.stream_batch(remaining, &mut ids, 16, |c| c.id_raw("consumer group NACKed id"));
+                self.out.ids = ids;
+                let Some(left) = got? else {
+                    s.phase = Phase::Nacked { groups_left, remaining: Some(remaining) };
+                    return self.wait(State::Stream(s));
+                };
+                let next = if left == 0 {
+                    Phase::Groups { remaining: groups_left }
+                } else {
+                    Phase::Nacked { groups_left, remaining: Some(left) }
+                };
+                self.emit_batch(s, next, left, super::ChunkKind::StreamNacked)
+            }
+            Phase::Idmp => {
+                let parsed = self.attempt(|c| {
+                    Ok(StreamIdmp {
+                        duration_s: c.len("stream IDMP duration")?,
+                        max_entries: c.len("stream IDMP max entries")?,
+                        producers: c.len("stream IDMP producer count")?,
+                    })
+                })?;
+                let Some(idmp) = parsed else {
+                    s.phase = Phase::Idmp;
+                    return self.wait(State::Stream(s));
+                };
+                s.phase = Phase::Producers { remaining: idmp.producers };
+                self.state = State::Stream(s);
+                Ok(Step::Emit(Ready::StreamIdmp(idmp)))
+            }
+            Phase::Producers { remaining: 0 } => {
+                s.phase = Phase::IdmpCounters;
+                self.continue_with(s)
+            }
+            Phase::Producers { remaining } => {
+                let parsed = self.attempt(|c| Ok((c.str("stream IDMP producer id")?, c.len("stream IDMP IID count")?)))?;
+                let Some((pid, count)) = parsed else {
+                    s.phase = Phase::Producers { remaining };
+                    return self.wait(State::Stream(s));
+                };
+                let pid = self.locate_text(pid)?;
+                s.phase = Phase::IdmpEntries { producers_left: remaining - 1, remaining: count };
+                self.state = State::Stream(s);
+                Ok(Step::Emit(Ready::StreamIdmpProducer(pid, count)))
+            }
+            Phase::IdmpEntries { producers_left, remaining } => {
+                let Some(left) = self.idmp_entries(remaining)? else {
+                    s.phase = Phase::IdmpEntries { producers_left, remaining };
+                    return self.wait(State::Stream(s));
+                };
+                let next = if left == 0 {
+                    Phase::Producers { remaining: producers_left }
+                } else {
+                    Phase::IdmpEntries { producers_left, remaining: left }
+                };
+                self.emit_batch(s, next, left, super::ChunkKind::StreamIdmpEntries)
+            }
+            Phase::IdmpCounters => {
+                let parsed = self.attempt(|c| {
+                    Ok(StreamIdmpCounters {
+                        iids_added: c.len("stream IDMP IIDs added")?,
+                        iids_duplicates: c.len("stream IDMP duplicates")?,
+                    })
+                })?;
+                let Some(counters) = parsed else {
+                    s.phase = Phase::IdmpCounters;
+                    return self.wait(State::Stream(s));
+                };
+                self.state = State::KeyEnd;
+                Ok(Step::Emit(Ready::StreamIdmpCounters(counters)))
+            }
         }
+    }
+
+    /// Reads a producer's IIDs (string, entry id) straight into the chunk, each placed
+    /// before the next is parsed (so errors come in stream order), until the chunk is
+    /// full; returns how many of `remaining` are left, or `None` if none was complete.
+    fn idmp_entries(&mut self, remaining: u64) -> Result<Option<u64>, Error> {
+        if remaining == 0 {
+            return Ok(Some(0));
+        }
+        let Decoder { buf, pos, base, opts, out, .. } = self;
+        let mut cur = Cur::new(buf, *pos, *base, opts.max_element_bytes);
+        let (mut read, mut need) = (0u64, None);
+        while read < remaining && !out.full(opts) {
+            let parsed = (|| Ok((cur.str("stream IDMP IID")?, cur.id_lens("stream IDMP entry id")?)))();
+            let (iid, id) = match parsed {
+                Ok(v) => v,
+                Err(Fail::Need(what)) => {
+                    need = Some(what);
+                    break;
+                }
+                Err(Fail::Bad(e)) => return Err(e),
+            };
+            let size = super::str_size(&iid) + 16;
+            let r = super::place(buf, *base, &mut out.scratch, iid)?;
+            out.idmp.push((r, id));
+            out.add(size);
+            *pos = cur.pos();
+            read += 1;
+        }
+        if let (0, Some(what)) = (read, need) {
+            self.need = what;
+            return Ok(None);
+        }
+        Ok(Some(remaining - read))
     }
 
     fn continue_with(&mut self, s: StreamState) -> Result<Step, Error> {
