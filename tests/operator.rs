@@ -332,11 +332,15 @@ fn clients_still_on_the_source_are_listed() {
 fn progress_renders_on_a_terminal() {
     let script = ["/usr/bin/script", "/bin/script"].into_iter().find(|p| Path::new(p).exists());
     let script = script.expect("`script` (util-linux, Debian's essential bsdutils) runs a command under a pseudo-terminal");
-    let Some(source) = RedisServer::start_with("7.0.15", &[("repl-diskless-sync-delay", "0")]) else { return };
+    // The source saves its snapshot at a set pace (rdb-key-save-delay: 100 µs a key,
+    // about 2 s for these 20,000 keys), so the receiving phase lasts long enough to be
+    // drawn and shown however fast this build is.
+    let pace = [("repl-diskless-sync-delay", "0"), ("repl-diskless-sync", "yes"), ("rdb-key-save-delay", "100")];
+    let Some(source) = RedisServer::start_with("7.0.15", &pace) else { return };
     let Some(target) = RedisServer::start("7.0.15") else { return };
-    fill(&source, 100_000);
+    fill(&source, 20_000);
     let sync = format!(
-        "stty rows 40 cols 200; timeout -s TERM --preserve-status 5 {} sync --source {} --target {}",
+        "stty rows 40 cols 200; timeout -s TERM --preserve-status 8 {} sync --source {} --target {}",
         env!("CARGO_BIN_EXE_redis-ferry"),
         url(&source),
         url(&target)

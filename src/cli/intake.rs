@@ -268,6 +268,7 @@ impl Intake {
                 break;
             }
         }
+        monitor.end_phase(&Counters { bytes: read_back, total: Some(total), ..Counters::of(applier.stats(), dest) });
         let done = decoder.is_done();
         self.state = State::Direct(decoder);
         if !done {

@@ -358,6 +358,18 @@ impl Monitor {
 
     /// Takes the counters in and shows them.
     pub fn update(&mut self, c: &Counters) {
+        self.show(c, false);
+    }
+
+    /// The last counters of a phase that moves data (receiving, checking, applying,
+    /// streaming): shown now, and with `--json` a `progress` object whatever the
+    /// interval, so that every such phase has at least one, with its final counts,
+    /// however short it was.
+    pub fn end_phase(&mut self, c: &Counters) {
+        self.show(c, true);
+    }
+
+    fn show(&mut self, c: &Counters, last: bool) {
         let now = Instant::now();
         self.last_update = now;
         let (byte_rate, key_rate, op_rate) = self.rates(now, c);
@@ -427,7 +439,7 @@ impl Monitor {
             }
         }
 
-        if status::json() && now.duration_since(self.last_json) >= self.json_every {
+        if status::json() && (last || now.duration_since(self.last_json) >= self.json_every) {
             self.last_json = now;
             let mut j = Json::new("progress").str("phase", self.phase.name()).f64("phase_sec", phase_secs);
             match self.phase {

@@ -119,6 +119,7 @@ pub fn run(args: RestoreArgs) -> anyhow::Result<()> {
             break;
         }
     }
+    monitor.end_phase(&Counters { bytes: read, total: size, ..Counters::of(applier.stats(), &dest) });
     if !decoder.is_done() {
         anyhow::bail!("{what} ended before the RDB's end");
     }
@@ -234,6 +235,7 @@ fn prove(
             monitor.update(&Counters { bytes: offset, total: size, ..Counters::default() });
         }
     }
+    monitor.end_phase(&Counters { bytes: reader.decoder().offset(), total: size, ..Counters::default() });
     if scan.count > 0 {
         return Err(target::cannot_hold(&scan, &server, "nothing was written"));
     }

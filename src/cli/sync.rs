@@ -281,6 +281,8 @@ fn sync(
                 let Stage::Snapshot(intake) = &mut stage else {
                     bail!("internal: a snapshot end outside a snapshot");
                 };
+                let (_, total) = intake.progress();
+                monitor.end_phase(&Counters { bytes, total, ..Counters::of(applier.stats(), &dest) });
                 intake.end(bytes, &mut applier, &mut dest, &stop, &mut monitor)?;
                 applier.end_snapshot(&mut dest, resync_offset).map_err(snapshot_written)?;
                 dest.finish().map_err(snapshot_written)?;
@@ -399,6 +401,9 @@ fn sync(
         }
 
         if let Some(end) = end {
+            let confirmed = dest.confirmed();
+            let received = replica.received_offset().max(confirmed);
+            monitor.end_phase(&Counters { confirmed, received, ..Counters::of(applier.stats(), &dest) });
             // Make sure the source hears the final offset before we go.
             replica.request_ack(dest.confirmed());
             std::thread::sleep(Duration::from_millis(100));
