@@ -84,4 +84,9 @@ golden! {
     redis_7_4_1: "7.4.1", true;
     redis_7_4_1_cluster: "7.4.1-cluster", true;
     valkey_8_0_1: "valkey-8.0.1", true;
+    redis_8_0_6: "8.0.6", true;
+    redis_8_6_3: "8.6.3", true;
+    redis_8_6_3_modules: "8.6.3-modules", true;
+    valkey_8_1_1: "valkey-8.1.1", true;
+    valkey_9_1_2: "valkey-9.1.2", true;
 }

@@ -79,6 +79,42 @@ fn normalize(kind: &str, value: &Value) -> Value {
     }
 }
 
+/// Module types whose values `expected.json` gives in the module's own terms (VEMB
+/// vectors, `JSON.GET` text) rather than as the stored bytes, which the decoder passes
+/// through without interpreting: both sides compare them as this marker (type, expiry
+/// and presence only). Their values are compared on live servers instead (tests that
+/// restore the fixtures into Redis 8).
+const INTERPRETED_MODULES: [&str; 2] = ["vectorset", "ReJSON-RL"];
+
+/// A decoded key in the terms of `expected.json`: a module value's type is its module
+/// type name and its value the DUMP payload less its footer (type byte 7, then what
+/// the decoder gives); an IDMP stream's producer map (only in the RDB) becomes the
+/// counts XINFO shows, checked against the counts the RDB also carries.
+fn as_expected(kind: &str, value: &Value) -> (String, Value) {
+    match kind {
+        "module" => {
+            let name = value["module"].as_str().unwrap().to_string();
+            if INTERPRETED_MODULES.contains(&name.as_str()) {
+                return (name.clone(), json!({ "not_compared": name }));
+            }
+            let mut bytes = vec![7u8];
+            bytes.extend(raw(value["payload"].as_str().unwrap()));
+            (name, json!(format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(bytes))))
+        }
+        "stream" if value.get("idmp").is_some_and(|i| i.get("producers").is_some()) => {
+            let mut v = value.clone();
+            let idmp = v["idmp"].as_object_mut().unwrap();
+            let producers = idmp.remove("producers").unwrap();
+            let producers = producers.as_array().unwrap();
+            let iids: usize = producers.iter().map(|p| p["iids"].as_array().unwrap().len()).sum();
+            assert_eq!(idmp["pids_tracked"], json!(producers.len()), "the producers the RDB counts and lists: {value}");
+            assert_eq!(idmp["iids_tracked"], json!(iids), "the IIDs the RDB counts and lists: {value}");
+            (kind.to_string(), v)
+        }
+        _ => (kind.to_string(), value.clone()),
+    }
+}
+
 fn entry(kind: &str, value: &Value, expire: &Value, field_expire: Option<&Value>) -> Value {
     let mut e = json!({"type": kind, "value": normalize(kind, value), "expire_at_ms": expire});
     if let Some(f) = field_expire {
@@ -96,8 +132,8 @@ impl Logical {
             let r: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON line {line:?}: {e}"));
             if let Some(key) = r.get("key") {
                 let db = r["db"].as_u64().unwrap();
-                let kind = r["type"].as_str().unwrap();
-                let e = entry(kind, &r["value"], &r["expire_at_ms"], r.get("field_expire_at_ms"));
+                let (kind, value) = as_expected(r["type"].as_str().unwrap(), &r["value"]);
+                let e = entry(&kind, &value, &r["expire_at_ms"], r.get("field_expire_at_ms"));
                 let prev = out.dbs.entry(db).or_default().insert(key.as_str().unwrap().to_string(), e);
                 assert!(prev.is_none(), "key {key} twice in db {db}");
             } else if let Some(name) = r.get("function") {
@@ -122,7 +158,11 @@ impl Logical {
             for (key, k) in keys.as_object().unwrap() {
                 let kind = k["type"].as_str().unwrap();
                 assert!(k.get("unsupported").is_none(), "expected.json has an unsupported key {key}");
-                let e = entry(kind, &k["value"], &k["expire_at_ms"], k.get("field_expire_at_ms"));
+                let value = match INTERPRETED_MODULES.contains(&kind) {
+                    true => json!({ "not_compared": kind }),
+                    false => k["value"].clone(),
+                };
+                let e = entry(kind, &value, &k["expire_at_ms"], k.get("field_expire_at_ms"));
                 out.dbs.entry(db).or_default().insert(key.clone(), e);
             }
         }
