@@ -67,7 +67,7 @@ fn seed(c: &mut Client) {
 /// Commands a run that writes nothing may send: the probe (INFO, SELECT, CONFIG GET,
 /// and a RESTORE of a payload that cannot be valid, refused), and ours (CONFIG
 /// RESETSTAT, INFO).
-const READ_ONLY: &[&str] = &["info", "select", "config", "ping", "auth", "client", "hello", "command"];
+const READ_ONLY: &[&str] = &["info", "select", "config", "ping", "auth", "client", "hello", "command", "module"];
 
 /// Every command the server ran since `CONFIG RESETSTAT` that is not read-only: the
 /// name and its `INFO commandstats` line. A RESTORE whose calls all failed (7.0's

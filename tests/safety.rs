@@ -17,7 +17,7 @@ use common::{ferry, Client, RedisServer};
 use redis_ferry::net::{Conn, ConnectOptions, Endpoint};
 
 /// The commands a pre-flight may run on a server: reads, and our test client's own.
-const HARMLESS: &[&str] = &["info", "ping", "echo", "monitor", "config", "auth", "client", "dbsize", "select"];
+const HARMLESS: &[&str] = &["info", "ping", "echo", "monitor", "config", "auth", "client", "dbsize", "select", "module"];
 
 /// A server with some data, its statistics reset.
 fn loaded(version: &str) -> Option<RedisServer> {

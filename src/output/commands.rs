@@ -67,6 +67,9 @@ pub struct CommandWriter<W: Write> {
     selected: Option<u64>,
     key: Option<KeyState>,
     notes: Notes,
+    /// The RDB version module values' RESTORE payloads are stamped with, instead of
+    /// the file's (see [`CommandWriter::stamp_modules`]).
+    module_stamp: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -92,7 +95,15 @@ impl<W: Write> CommandWriter<W> {
             selected: None,
             key: None,
             notes: Notes::default(),
+            module_stamp: None,
         }
+    }
+
+    /// Stamps module values' RESTORE payloads (the only way to write them) with RDB
+    /// version `v`, one the destination takes, rather than the file's: a module
+    /// serializes its values the same in every RDB version from 8 (Redis 4.0) on.
+    pub fn stamp_modules(&mut self, v: u16) {
+        self.module_stamp = Some(v);
     }
 
     /// What was left out so far.
@@ -328,7 +339,7 @@ impl<W: Write> CommandWriter<W> {
             Chunk::StreamIdmp(idmp) => self.notes.idmp_skipped += u64::from(idmp.producers > 0),
             Chunk::StreamIdmpProducer(_) | Chunk::StreamIdmpEntries(_) | Chunk::StreamIdmpCounters(_) => {}
             Chunk::Module { payload, .. } => {
-                let version = self.version.map_or(9, |v| v.version as u16);
+                let version = self.module_stamp.unwrap_or_else(|| self.version.map_or(9, |v| v.version as u16));
                 let mut dump = Vec::with_capacity(payload.len() + 11);
                 dump.push(7);
                 dump.extend_from_slice(payload);

@@ -161,6 +161,8 @@ struct Current {
     window_bytes: usize,
     /// Index of the window's first list element.
     list_at: u64,
+    /// Its value turned out to be one the destination cannot hold (a module type).
+    unsupported: bool,
 }
 
 enum Window {
@@ -258,15 +260,25 @@ impl Checker<'_, '_, '_> {
                     Type::String | Type::Module => Window::Nothing,
                 };
                 self.current =
-                    Some(Current { seq, kind, count: 0, all: 0, field_ttls: false, window, window_bytes: 0, list_at: 0 });
+                    Some(Current { seq, kind, count: 0, all: 0, field_ttls: false, window, window_bytes: 0, list_at: 0, unsupported: false });
                 if kind != Type::Module {
                     self.head(seq, kind.name().as_bytes())?;
                 }
             }
-            Record::Value(chunk) if self.current.is_some() => self.chunk(chunk)?,
+            Record::Value(chunk) if self.current.is_some() => {
+                // A module value's type, which may be one the destination cannot
+                // hold, comes with the value.
+                if unsupported {
+                    if let Some(cur) = self.current.as_mut() {
+                        cur.unsupported = true;
+                    }
+                }
+                self.chunk(chunk)?
+            }
             Record::KeyEnd => {
                 if let Some(cur) = self.current.take() {
-                    self.end(cur, unsupported)?;
+                    let skipped = unsupported || cur.unsupported;
+                    self.end(cur, skipped)?;
                 }
             }
             _ => {}

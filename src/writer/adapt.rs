@@ -134,7 +134,7 @@ mod tests {
     use super::*;
 
     fn profile(v: (u32, u32, u32)) -> Profile {
-        Profile { server: format!("Redis {}.{}.{}", v.0, v.1, v.2), version: v, valkey: false, cluster: false, keyspace: vec![], refuses: Default::default(), max_bulk: 512 << 20 }
+        Profile { server: format!("Redis {}.{}.{}", v.0, v.1, v.2), version: v, valkey: false, cluster: false, keyspace: vec![], refuses: Default::default(), max_bulk: 512 << 20, modules: Some(vec![]) }
     }
 
     fn words(cmds: &Adapted) -> Vec<String> {

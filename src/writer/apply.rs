@@ -138,6 +138,8 @@ pub struct Applier {
     reader: CommandReader,
     /// Inside a key being skipped.
     skipping: bool,
+    /// A module key whose commands are held back until its value's type is seen.
+    module_held: bool,
     /// The current snapshot key and its db, for messages (the buffer is reused).
     key: (u64, Vec<u8>),
     /// The current key may carry field TTLs the destination cannot hold: its
@@ -183,6 +185,7 @@ impl Applier {
             buf,
             reader: CommandReader::new(ReaderLimits { max_bulk: usize::MAX, ..ReaderLimits::default() }, 0),
             skipping: false,
+            module_held: false,
             key: (0, Vec::new()),
             drop_field_ttls: None,
             saw_field_ttl: false,
@@ -209,8 +212,21 @@ impl Applier {
     /// payload can be had (captured whole, or re-encoded within the limit); the others
     /// as commands.
     pub fn record(&mut self, r: &Record, capture: Capture, dest: &mut Destination) -> Result<(), WriteError> {
+        if let Record::Value(crate::rdb::Chunk::Module { module, .. }) = r {
+            if self.module_held && !self.skipping && self.module_value(*module, dest)? {
+                return Ok(());
+            }
+        }
         match r {
-            Record::Header(v) => self.source_version = Some(v.version),
+            Record::Header(v) => {
+                self.source_version = Some(v.version);
+                // Module values the destination does not take in the file's version go
+                // in its own (as key_plan's Via::Restamped does), also as commands.
+                let p = dest.profile();
+                if let Some(own) = p.rdb_version().filter(|&own| own >= 8 && !p.accepts_payload(v.version) && p.accepts_payload(own)) {
+                    self.cw.stamp_modules(u16::try_from(own).unwrap_or(u16::MAX));
+                }
+            }
             Record::Value(crate::rdb::Chunk::String(crate::rdb::Elem::Bytes(b))) if b.len() > STRING_PIECE && !self.skipping && b.len() as u64 <= dest.profile().max_bulk =>
             {
                 // A big string goes in pieces, each sent before the next is made, so
@@ -226,7 +242,7 @@ impl Applier {
             }
             Record::Value(chunk) if self.restoring.is_some() => {
                 let fits = match self.restoring.as_ref().map(|rk| rk.via) {
-                    Some(Via::OwnPayload) => capture.capturing,
+                    Some(Via::OwnPayload | Via::Restamped(_)) => capture.capturing,
                     Some(Via::Reencoded(_)) => self.payload.push(chunk).is_ok(),
                     None => true,
                 };
@@ -247,6 +263,9 @@ impl Applier {
                         footer: payload::footer(value, self.source_version.unwrap_or(0) as u16),
                     }),
                     Via::Reencoded(version) => self.payload.finish(version).ok(),
+                    Via::Restamped(version) => {
+                        capture.value.map(|value| Payload { value, footer: payload::footer(value, version) })
+                    }
                 };
                 // Too big for the destination's bulk-length limit: the commands go instead.
                 let fits = |p: &Payload| (p.value.len() + p.footer.len()) as u64 <= dest.profile().max_bulk;
@@ -256,7 +275,7 @@ impl Applier {
                 if !restore(dest, &rk, payload.parts())? {
                     // It expired while it was being read: as if it were not there.
                     self.stats.expired += 1;
-                } else if rk.via == Via::OwnPayload {
+                } else if matches!(rk.via, Via::OwnPayload | Via::Restamped(_)) {
                     self.stats.restored += 1;
                 } else {
                     self.stats.reencoded += 1;
@@ -265,6 +284,7 @@ impl Applier {
             }
             Record::Key(k) => {
                 self.skipping = false;
+                self.module_held = false;
                 self.key.0 = k.db;
                 self.key.1.clear();
                 self.key.1.extend_from_slice(k.key);
@@ -296,6 +316,9 @@ impl Applier {
                     (has_field_ttls(k.encoding) && !dest.profile().has_field_ttl()).then(|| (k.db, k.key.to_vec()));
                 let reencode = self.opts.restore_max_bytes > 0;
                 let plan = key_plan(k, self.source_version, capture.capturing, reencode, dest.profile());
+                // A module value's type comes with the value: nothing of it is sent
+                // until that is seen (see the check above the match).
+                self.module_held = k.encoding.kind() == Kind::Module;
                 if let KeyPlan::Restore(via) = plan {
                     dest.select(k.db as u32)?;
                     self.payload.reset();
@@ -351,11 +374,34 @@ impl Applier {
             _ => {}
         }
         self.render(r)?;
-        if self.restoring.is_some() {
+        if self.restoring.is_some() || self.module_held {
             // Held back until the key's end tells whether RESTORE can replace them.
             return Ok(());
         }
         self.send_rendered(dest)
+    }
+
+    /// A module value of a type the destination cannot hold: an error, or with
+    /// `--skip-unsupported` the key left out (nothing of it was sent: held back).
+    fn module_value(&mut self, module: crate::rdb::ModuleId, dest: &mut Destination) -> Result<bool, WriteError> {
+        self.module_held = false;
+        let Some(why) = dest.profile().module_unsupported(module) else { return Ok(false) };
+        let key = Printable(&self.key.1).to_string();
+        let db = self.key.0;
+        if !self.opts.skip_unsupported {
+            return Err(WriteError::Unsupported(format!(
+                "key {key} (db {db}) cannot be written: {why} (--skip-unsupported leaves such keys out)"
+            )));
+        }
+        // What was held back is the key's SELECT (which the renderer now takes as
+        // done, so the destination must have it too) and its DEL.
+        dest.select(u32::try_from(db).unwrap_or(u32::MAX))?;
+        self.buf.0.borrow_mut().clear();
+        self.restoring = None;
+        self.stats.keys[kind_index(Kind::Module)] -= 1;
+        self.stats.add_unsupported(Skipped { db, key, why });
+        self.skipping = true;
+        Ok(true)
     }
 
     /// Renders one record's commands into the shared buffer (all of them: what is sent

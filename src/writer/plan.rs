@@ -26,6 +26,10 @@ pub enum Via {
     /// The value re-encoded in the plain types ([`super::payload`]), stamped with this
     /// RDB version (the destination's).
     Reencoded(u16),
+    /// A module value's own payload stamped with this RDB version (the
+    /// destination's): a module serializes its values itself, the same in every RDB
+    /// version since module types came (8, Redis 4.0).
+    Restamped(u16),
 }
 
 
@@ -38,7 +42,8 @@ pub enum Via {
 ///   TTLs are seen.
 /// - Where `p` takes the source's RDB version: `RESTORE` with the source's own payload.
 /// - Else a list, set, sorted set or hash goes as `RESTORE` with its value re-encoded
-///   in the plain types, stamped with `p`'s own version, where `p` has `RESTORE`.
+///   in the plain types, stamped with `p`'s own version, where `p` has `RESTORE`; a
+///   module value as `RESTORE` of its own payload stamped with `p`'s version (8+).
 /// - Everything else goes as commands.
 pub fn key_plan(k: &KeyStart, source_version: Option<u32>, capturing: bool, reencode: bool, p: &Profile) -> KeyPlan {
     let kind = k.encoding.kind();
@@ -50,6 +55,12 @@ pub fn key_plan(k: &KeyStart, source_version: Option<u32>, capturing: bool, reen
         return if capturing { KeyPlan::Restore(Via::OwnPayload) } else { KeyPlan::Commands };
     }
     let plain = matches!(kind, Kind::List | Kind::Set | Kind::Zset | Kind::Hash);
+    if kind == Kind::Module {
+        return match p.rdb_version().filter(|&own| own >= 8 && p.accepts_payload(own)).map(u16::try_from) {
+            Some(Ok(own)) if capturing => KeyPlan::Restore(Via::Restamped(own)),
+            _ => KeyPlan::Commands,
+        };
+    }
     match p.rdb_version() {
         Some(own) if reencode && plain && p.accepts_payload(own) => match u16::try_from(own) {
             Ok(v) => KeyPlan::Restore(Via::Reencoded(v)),
@@ -70,6 +81,8 @@ pub struct UnsupportedScan {
     /// How many in all.
     pub count: u64,
     current: Option<(u64, Vec<u8>, bool)>,
+    /// The module key being read (its type comes with its value).
+    module_key: Option<(u64, Vec<u8>)>,
 }
 
 impl UnsupportedScan {
@@ -102,13 +115,24 @@ impl UnsupportedScan {
         match r {
             Record::Key(k) => {
                 self.current = None;
+                self.module_key = None;
                 if !self.filter.admits(k.key) {
                     return;
+                }
+                if k.encoding.kind() == Kind::Module {
+                    self.module_key = Some((k.db, k.key.to_vec()));
                 }
                 if let Some(why) = unsupported_in(k.encoding, p) {
                     self.add(k.db, Printable(k.key).to_string(), why);
                 } else if has_field_ttls(k.encoding) && !p.has_field_ttl() {
                     self.current = Some((k.db, k.key.to_vec(), false));
+                }
+            }
+            Record::Value(crate::rdb::Chunk::Module { module, .. }) => {
+                if let Some((db, key)) = self.module_key.take() {
+                    if let Some(why) = p.module_unsupported(*module) {
+                        self.add(db, Printable(&key).to_string(), why);
+                    }
                 }
             }
             Record::Value(crate::rdb::Chunk::Hash(fields)) => {
@@ -179,6 +203,7 @@ mod tests {
             keyspace: vec![],
             refuses: Default::default(),
             max_bulk: 512 << 20,
+            modules: Some(vec![]),
         }
     }
 
@@ -219,7 +244,13 @@ mod tests {
         // destination cannot hold, re-encoding off, no RESTORE at all.
         assert_eq!(plan(Encoding::String, 10, (2, 8, 17), true, true), Commands);
         assert_eq!(plan(Encoding::StreamListpacks2, 10, (6, 2, 14), true, true), Commands);
-        assert_eq!(plan(Encoding::Module2, 10, (6, 2, 14), true, true), Commands);
+        // A module value the destination does not take as it is: its payload
+        // restamped with the destination's version (modules came with RDB 8).
+        assert_eq!(plan(Encoding::Module2, 10, (6, 2, 14), true, true), Restore(Via::Restamped(9)));
+        assert_eq!(plan(Encoding::Module2, 13, (7, 0, 15), true, false), Restore(Via::Restamped(10)));
+        assert_eq!(plan(Encoding::Module2, 12, (8, 0, 6), true, true), Restore(Via::OwnPayload));
+        assert_eq!(plan(Encoding::Module2, 13, (3, 2, 6), true, true), Commands);
+        assert_eq!(plan(Encoding::Module2, 13, (7, 0, 15), false, true), Commands);
         assert_eq!(plan(Encoding::HashListpackEx, 12, (6, 2, 14), true, true), Commands);
         assert_eq!(plan(Encoding::HashListpack, 10, (2, 8, 17), true, false), Commands);
         assert_eq!(plan(Encoding::HashListpack, 10, (2, 4, 16), true, true), Commands);

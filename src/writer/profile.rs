@@ -22,6 +22,9 @@ pub struct Profile {
     /// The longest argument it takes (`proto-max-bulk-len` where `CONFIG GET` is
     /// allowed, else the default: 512 MB).
     pub max_bulk: u64,
+    /// The modules `MODULE LIST` names; `None` where it could not be asked (refused,
+    /// as managed services often do) though the version has modules (4.0+).
+    pub modules: Option<Vec<String>>,
 }
 
 /// `proto-max-bulk-len`'s default (and the fixed limit before 3.2).
@@ -54,6 +57,7 @@ impl Profile {
         let cluster = conn.info("cluster").map(|t| t.contains("cluster_enabled:1")).unwrap_or(false);
         let keyspace = crate::verify::keyspace(conn)?.into_iter().map(|(db, c)| (db, c.keys)).collect();
         let name = if valkey { "Valkey" } else { "Redis" };
+        let modules = if valkey || version >= (4, 0, 0) { module_list(conn)? } else { Some(Vec::new()) };
         Ok(Profile {
             server: format!("{name} {version_text}"),
             version,
@@ -62,7 +66,29 @@ impl Profile {
             keyspace,
             refuses: Refused::default(),
             max_bulk: DEFAULT_MAX_BULK,
+            modules,
         })
+    }
+
+    /// Why a value of module type `module` cannot go into this server, if that is
+    /// known before trying: a vector set anywhere but Redis 8.0+ (where it is built
+    /// in), any other module type where `MODULE LIST` is empty (or the version has no
+    /// modules). Where modules are loaded, or the list could not be read, `RESTORE`
+    /// decides (the type names do not say which module they belong to).
+    pub fn module_unsupported(&self, module: crate::rdb::ModuleId) -> Option<String> {
+        let name = module.name();
+        if name == "vectorset" {
+            return (self.valkey || self.version.0 < 8)
+                .then(|| format!("it is a vector set and {} has no vector sets (built into Redis 8.0+)", self.server));
+        }
+        match &self.modules {
+            Some(list) if list.iter().all(|m| BUILT_IN_MODULES.contains(&m.as_str())) => Some(format!(
+                "it is a value of module type {name} and {} has no module loaded that could hold it (MODULE LIST{})",
+                self.server,
+                if self.valkey || self.version >= (4, 0, 0) { " names none but built-in ones" } else { ": modules came with 4.0" }
+            )),
+            _ => None,
+        }
     }
 
     /// Finds which write-path commands the destination refuses, by trying them where
@@ -168,6 +194,11 @@ impl Profile {
             (7, 0 | 1) => 10,
             (7, 2 | 3) => 11,
             (7, _) => 12,
+            // 8.0 to 8.4 kept 7.4's format; 8.6 brought 13, 8.8 14, 8.10 15.
+            (8, 0..=5) => 12,
+            (8, 6 | 7) => 13,
+            (8, 8 | 9) => 14,
+            (8, 10 | 11) => 15,
             _ => return None,
         })
     }
@@ -204,6 +235,28 @@ impl Profile {
 }
 
 
+/// Modules that come with the server and hold no other module's types: Redis 8's
+/// vector sets, Valkey 9's Lua engine.
+const BUILT_IN_MODULES: [&str; 2] = ["vectorset", "lua"];
+
+/// The names `MODULE LIST` gives (`None` if the server refuses it: unknown command
+/// renamed away, no permission).
+fn module_list(conn: &mut Conn) -> Result<Option<Vec<String>>, NetError> {
+    conn.send(&[b"MODULE", b"LIST"])?;
+    let reply = conn.read_values(1, std::time::Duration::from_secs(10), "MODULE LIST")?.pop();
+    let Some(items) = reply.as_ref().and_then(|v| v.items()) else { return Ok(None) };
+    // Each module: a flat list of name/value pairs (RESP2), `name` first.
+    let names = items
+        .iter()
+        .filter_map(|m| m.items())
+        .filter_map(|pairs| {
+            pairs.chunks(2).find(|p| p[0].bytes() == Some(&b"name"[..])).and_then(|p| p.get(1)).and_then(|v| v.bytes())
+        })
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    Ok(Some(names))
+}
+
 /// Whether an error reply to `RESTORE` of a bad payload comes from a server that runs
 /// the command (it looked at the payload), rather than one that refuses it.
 fn takes_restore(error: &str) -> bool {
@@ -224,6 +277,7 @@ mod tests {
             keyspace: vec![],
             refuses: Refused::default(),
             max_bulk: DEFAULT_MAX_BULK,
+            modules: Some(vec![]),
         }
     }
 
