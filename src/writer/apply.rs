@@ -470,10 +470,24 @@ impl Applier {
                     }
                     Verdict::Apply | Verdict::Mixed | Verdict::Unfilterable => {}
                 }
-                match adapt(&args, dest.profile()) {
+                let plan = match adapt(&args, dest.profile()) {
+                    Adapted::Partly(cmds, why) => {
+                        self.unsupported_command(&args, c.db, &why)?;
+                        Adapted::Instead(cmds)
+                    }
+                    plan => plan,
+                };
+                match plan {
+                    Adapted::Partly(..) => unreachable!("made Instead above"),
                     Adapted::AsIs => {
                         dest.select(c.db)?;
                         dest.command(args, c.end_offset)?;
+                    }
+                    Adapted::Instead(cmds) if cmds.is_empty() => {
+                        // Nothing to do on this destination (see adapt's docs).
+                        self.stats.rewritten_commands += 1;
+                        dest.advance(c.end_offset);
+                        return Ok(());
                     }
                     Adapted::Instead(cmds) => {
                         self.stats.rewritten_commands += 1;
@@ -507,7 +521,13 @@ impl Applier {
                         plans.push(Adapted::Unsupported(String::new()));
                         continue;
                     }
-                    let plan = adapt(&args, dest.profile());
+                    let plan = match adapt(&args, dest.profile()) {
+                        Adapted::Partly(cmds, why) => {
+                            self.unsupported_command(&args, c.db, &why)?;
+                            Adapted::Instead(cmds)
+                        }
+                        plan => plan,
+                    };
                     if let Adapted::Unsupported(why) = &plan {
                         self.unsupported_command(&args, c.db, why)?;
                     }
@@ -531,6 +551,7 @@ impl Applier {
                             }
                         }
                         Adapted::Unsupported(_) => continue,
+                        Adapted::Partly(..) => unreachable!("made Instead above"),
                     }
                     self.stats.stream_commands += 1;
                 }

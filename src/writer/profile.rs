@@ -167,6 +167,51 @@ impl Profile {
         self.at_least(7, 0)
     }
 
+    /// Redis `major.minor` or later, or Valkey `valkey` (major, minor) or later
+    /// (`None`: no Valkey has it).
+    fn since(&self, redis: (u32, u32), valkey: Option<(u32, u32)>) -> bool {
+        match (self.valkey, valkey) {
+            (true, Some(v)) => (self.version.0, self.version.1) >= v,
+            (true, None) => false,
+            (false, _) => (self.version.0, self.version.1) >= redis,
+        }
+    }
+
+    /// `HSETEX` (Redis 8.0+, Valkey 9.0+).
+    pub fn has_hsetex(&self) -> bool {
+        self.since((8, 0), Some((9, 0)))
+    }
+
+    /// `SET ... IFEQ` and friends (Redis 8.4+, Valkey 8.1+).
+    pub fn has_set_ifeq(&self) -> bool {
+        self.since((8, 4), Some((8, 1)))
+    }
+
+    /// `DELEX` (Redis 8.6+).
+    pub fn has_delex(&self) -> bool {
+        self.since((8, 6), None)
+    }
+
+    /// `MSETEX` (Redis 8.4+, Valkey 9.1+).
+    pub fn has_msetex(&self) -> bool {
+        self.since((8, 4), Some((9, 1)))
+    }
+
+    /// Idempotent stream producers: `XADD ... IDMP`, `XCFGSET` (Redis 8.6+).
+    pub fn has_idmp(&self) -> bool {
+        self.since((8, 6), None)
+    }
+
+    /// `XDELEX`, `XACKDEL`, `XADD ... KEEPREF|DELREF|ACKED` (Redis 8.2+).
+    pub fn has_xdelex(&self) -> bool {
+        self.since((8, 2), None)
+    }
+
+    /// Vector sets, `VADD` (Redis 8.0+).
+    pub fn has_vectorsets(&self) -> bool {
+        self.since((8, 0), None)
+    }
+
     /// Hash-field expiry, `HPEXPIREAT` (Redis 7.4+, Valkey 9.0+).
     pub fn has_field_ttl(&self) -> bool {
         if self.valkey {

@@ -26,8 +26,8 @@ pub const CI_VERSIONS: &[&str] = &["2.8.17", "3.0.5", "3.2.6", "5.0.6", "6.2.14"
 /// Today's servers, which `scripts/servers` builds from Debian source packages
 /// into the per-machine cache ([`new_servers_dir`]). Named `redis-X.Y.Z` or
 /// `valkey-X.Y.Z`: anything taking a version takes these names too. Kept apart
-/// from [`CI_VERSIONS`] until the decoder reads what they write (RDB 13,
-/// `VALKEY080`); `tests/new_servers.rs` checks each starts and answers.
+/// from [`CI_VERSIONS`], whose bare version numbers the older tests compare;
+/// `tests/new_servers.rs` checks each starts and answers.
 pub const NEW_VERSIONS: &[&str] = &["redis-8.0.6", "redis-8.6.3", "valkey-8.1.1", "valkey-9.1.2"];
 
 /// The Redis Stack modules `scripts/servers` puts beside today's servers, which

@@ -301,6 +301,13 @@ pub fn keep_what_fits_in(want: &mut Logical, valkey: bool, version: (u32, u32)) 
     removed
 }
 
+/// Takes every stream's idempotent-producer state (`idmp`) out.
+pub fn drop_idmp(l: &mut Logical) {
+    for k in l.dbs.values_mut().flat_map(|keys| keys.values_mut()).filter(|k| k["type"] == "stream") {
+        k["value"].as_object_mut().unwrap().remove("idmp");
+    }
+}
+
 /// Drops the pending entries whose message was deleted (XDEL): no command can
 /// re-create them (every server version skips XCLAIM of an id not in the stream), so
 /// a dataset written with commands never has them. Their consumers stay, with their
