@@ -356,20 +356,22 @@ fn acl_user_without_replconf_is_refused_clearly() {
 /// 9.1 picks the RDB format from it).
 #[test]
 fn a_source_that_aborts_every_transfer_is_given_up() {
-    let replid = "a".repeat(40);
     let attempts = 5;
-    let scripts: Vec<Script> = (0..attempts)
-        .map(|_| {
-            let replid = replid.clone();
-            Box::new(move |s: &mut Session| {
-                s.handshake(Era::Psync);
-                s.send(format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\nREDIS0011", "m".repeat(40)).as_bytes());
-                std::thread::sleep(Duration::from_millis(20));
-                // Then the connection is closed, as the source does on such an abort.
-            }) as Script
-        })
-        .collect();
-    let master = FakeMaster::start(scripts);
+    // Each try: a full resync whose transfer stops after the magic; then the
+    // connection is closed, as the source does on such an abort.
+    let aborting = || -> Vec<Script> {
+        (0..attempts)
+            .map(|_| {
+                Box::new(move |s: &mut Session| {
+                    s.handshake(Era::Psync);
+                    let replid = "a".repeat(40);
+                    s.send(format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\nREDIS0011", "m".repeat(40)).as_bytes());
+                    std::thread::sleep(Duration::from_millis(20));
+                }) as Script
+            })
+            .collect()
+    };
+    let master = FakeMaster::start(aborting());
     let url = master.url();
     let mut replica = Replica::start(options(&url, Purpose::Full));
     let seen = collect(&mut replica, |_, _| {}, |s| s.failed.is_some());
@@ -383,17 +385,7 @@ fn a_source_that_aborts_every_transfer_is_given_up() {
     master.join();
 
     // The same through `dump`: exit 5, that message, no file.
-    let scripts: Vec<Script> = (0..attempts)
-        .map(|_| {
-            let replid = replid.clone();
-            Box::new(move |s: &mut Session| {
-                s.handshake(Era::Psync);
-                s.send(format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\nREDIS0011", "m".repeat(40)).as_bytes());
-                std::thread::sleep(Duration::from_millis(20));
-            }) as Script
-        })
-        .collect();
-    let master = FakeMaster::start(scripts);
+    let master = FakeMaster::start(aborting());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dump.rdb");
     let out = common::ferry().args(["dump", "-q", "--source", &master.url(), "-o", file.to_str().unwrap()]).output().unwrap();

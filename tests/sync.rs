@@ -32,104 +32,6 @@ fn assert_same(what: &str, want: &Logical, got: &Logical) {
     assert!(diff.is_empty(), "{what}: {} difference(s):\n{}", diff.len(), diff.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
 }
 
-/// Whether RESTORE with the fixture's own payloads is expected (the destination takes
-/// the fixture's RDB version).
-fn restore_expected(fixture: &str, version: &str) -> bool {
-    let rdb = match fixture {
-        "2.4.16" => 2,
-        "2.6.16" | "2.8.17" | "3.0.5" => 6,
-        "3.2.6" => 7,
-        "4.0.14" => 8,
-        "5.0.6" | "6.2.14" => 9,
-        "7.0.15" => 10,
-        "7.2.6" | "valkey-8.0.1" => 11,
-        "7.4.1" | "7.4.1-cluster" | "8.0.6" => 12,
-        "8.6.3" | "8.6.3-modules" => 13,
-        "valkey-8.1.1" => 11,
-        "valkey-9.1.2" => 80,
-        other => panic!("unknown fixture {other}"),
-    };
-    match major_minor(version) {
-        (2, _) | (3, 0) => rdb == 6,
-        (3, 2) => rdb <= 7,
-        (5, 0) | (6, _) => rdb <= 9,
-        (7, 0) => rdb <= 10,
-        other => panic!("no rule for {other:?}"),
-    }
-}
-
-/// How many keys the summary line says went as RESTORE with a re-encoded payload.
-fn reencoded(log: &str) -> u64 {
-    let Some(end) = log.find(" re-encoded for RESTORE") else { return 0 };
-    log[..end].rsplit(' ').next().unwrap().parse().unwrap()
-}
-
-/// Every real-server RDB fixture (2.4.16 to 7.4.1, Valkey 8.0.1) restored into every CI
-/// server, which then holds exactly the fixture's expected.json, less what that version
-/// cannot hold (skipped with --skip-unsupported, and said so). Where the server does not
-/// take the fixture's RDB version, collections go as RESTORE with payloads re-encoded
-/// for its version. Each restore runs `--verify --deep`, which must find no difference.
-#[test]
-fn restore_every_fixture_into_every_server() {
-    let fixtures: Vec<String> = {
-        let mut v: Vec<String> = std::fs::read_dir(repo_root().join("testdata/rdb"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "rdbtools")
-            .collect();
-        v.sort();
-        v
-    };
-    assert!(fixtures.len() >= 12, "{fixtures:?}");
-    let threads: Vec<_> = CI_VERSIONS
-        .iter()
-        .map(|version| {
-            let fixtures = fixtures.clone();
-            thread::spawn(move || {
-                let Some(server) = RedisServer::start(version) else { return };
-                let tmp = tempfile::tempdir().unwrap();
-                let mut c = server.client();
-                for (fixture, mode) in fixtures.iter().flat_map(|f| [(f, "--no-restore"), (f, "--restore-max-bytes=4194304")]) {
-                    c.cmd(&[b"FLUSHALL"]).ok();
-                    if major_minor(version) >= (7, 0) {
-                        c.cmd(&[b"FUNCTION", b"FLUSH"]).ok();
-                    }
-                    let dir = repo_root().join("testdata/rdb").join(fixture);
-                    let out = ferry()
-                        .args(["restore", mode, "--skip-unsupported", "--verify", "--deep", "--target", &format!("redis://{}", server.addr())])
-                        .arg(dir.join("dump.rdb"))
-                        .output()
-                        .unwrap();
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    assert!(out.status.success(), "{fixture} into {version} ({mode}): {err}");
-                    // The deep verify against the file agrees with the comparison below.
-                    assert!(err.contains("verify (deep): no difference"), "{fixture} into {version} ({mode}): {err}");
-                    let restored = err.contains("of them with RESTORE");
-                    assert_eq!(restored, mode != "--no-restore" && restore_expected(fixture, version), "{fixture} into {version} ({mode}): {err}");
-                    let reencode = mode != "--no-restore" && !restore_expected(fixture, version);
-                    assert_eq!(reencoded(&err) > 0, reencode, "{fixture} into {version} ({mode}): {err}");
-                    let mut want = Logical::from_expected(&std::fs::read_to_string(dir.join("expected.json")).unwrap());
-                    let removed = logical::keep_what_fits(&mut want, major_minor(version));
-                    // Commands cannot re-create the pending entries of deleted messages;
-                    // RESTORE with the source's payload keeps them.
-                    if !restored {
-                        logical::drop_unclaimable_pending(&mut want);
-                    }
-                    if removed > 0 {
-                        assert!(err.contains("unsupported and skipped"), "{fixture} into {version}: {err}");
-                    }
-                    let got = dump(&server, tmp.path(), fixture);
-                    logical::accept_unknown_stream_metadata(&mut want, &got);
-                    assert_same(&format!("{fixture} restored into {version} ({mode})"), &want, &got);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-}
-
 /// The fixture's RDB version.
 fn fixture_rdb(fixture: &str) -> u32 {
     match fixture {
@@ -147,76 +49,110 @@ fn fixture_rdb(fixture: &str) -> u32 {
     }
 }
 
-/// Every real-server fixture, 2.4.16 to Redis 8.6.3 and Valkey 9.1.2, restored into
-/// each of today's servers (Redis 8.0.6 and 8.6.3, Valkey 8.1.1 and 9.1.2, no module
-/// loaded): Redis to Valkey and back, newer into older. Each holds exactly the
-/// fixture's expected.json less what it cannot hold (skipped and said: field TTLs
-/// before Valkey 9, vector sets on Valkey, JSON and Bloom values everywhere, a stream's
-/// IDMP state before 8.6), the deep verify finds no difference, and RESTORE is used
-/// with the file's own payloads exactly where the server takes its RDB version.
-#[test]
-fn restore_every_fixture_into_todays_servers() {
-    let mut fixtures: Vec<String> = std::fs::read_dir(repo_root().join("testdata/rdb"))
+/// Whether RESTORE takes a payload of RDB version `rdb` on Redis (or Valkey, `valkey`)
+/// `version`.
+fn accepts(valkey: bool, version: (u32, u32), rdb: u32) -> bool {
+    match (valkey, version) {
+        (true, (8, _)) => rdb <= 11,
+        (true, _) => rdb <= 11 || rdb == 80,
+        (false, (2, _) | (3, 0)) => rdb == 6,
+        (false, (3, 2)) => rdb <= 7,
+        (false, (5, 0) | (6, _)) => rdb <= 9,
+        (false, (7, 0)) => rdb <= 10,
+        (false, (8, 0)) => rdb <= 12,
+        (false, (8, 6)) => rdb <= 13,
+        other => panic!("no rule for {other:?}"),
+    }
+}
+
+/// How many keys the summary line says went as RESTORE with a re-encoded payload.
+fn reencoded(log: &str) -> u64 {
+    let Some(end) = log.find(" re-encoded for RESTORE") else { return 0 };
+    log[..end].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Every fixture directory under testdata/rdb (rdbtools' files aside).
+fn fixtures() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo_root().join("testdata/rdb"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "rdbtools")
         .collect();
-    fixtures.sort();
-    let threads: Vec<_> = NEW_VERSIONS
-        .iter()
-        .map(|name| {
-            let fixtures = fixtures.clone();
-            thread::spawn(move || {
-                let Some(server) = RedisServer::start(name) else { return };
-                let valkey = is_valkey(name);
-                let version = major_minor(name.split_once('-').unwrap().1);
-                let accepts = |rdb: u32| match (valkey, version) {
-                    (true, (8, _)) => rdb <= 11,
-                    (true, _) => rdb <= 11 || rdb == 80,
-                    (false, (8, 0)) => rdb <= 12,
-                    (false, _) => rdb <= 13,
-                };
-                let tmp = tempfile::tempdir().unwrap();
-                let mut c = server.client();
-                for (fixture, mode) in fixtures.iter().flat_map(|f| [(f, "--no-restore"), (f, "--restore-max-bytes=4194304")]) {
-                    c.cmd(&[b"FLUSHALL"]).ok();
-                    c.cmd(&[b"FUNCTION", b"FLUSH"]).ok();
-                    let dir = repo_root().join("testdata/rdb").join(fixture);
-                    let out = ferry()
-                        .args(["restore", mode, "--skip-unsupported", "--verify", "--deep", "--target", &format!("redis://{}", server.addr())])
-                        .arg(dir.join("dump.rdb"))
-                        .output()
-                        .unwrap();
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    let what = format!("{fixture} into {name} ({mode})");
-                    assert!(out.status.success(), "{what}: {err}");
-                    assert!(err.contains("verify (deep): no difference"), "{what}: {err}");
-                    let own = mode != "--no-restore" && accepts(fixture_rdb(fixture));
-                    let restored = err.contains("of them with RESTORE");
-                    // Module values go as RESTORE whatever the file's version (restamped).
-                    assert!(restored == own || !own && fixture.starts_with("8."), "{what}: {err}");
-                    let reencode = mode != "--no-restore" && !own;
-                    assert_eq!(reencoded(&err) > 0, reencode, "{what}: {err}");
-                    let mut want = Logical::from_expected(&std::fs::read_to_string(dir.join("expected.json")).unwrap());
-                    let removed = logical::keep_what_fits_in(&mut want, valkey, version);
-                    if !own {
-                        logical::drop_unclaimable_pending(&mut want);
-                        // Commands cannot give a stream its IDMP state (8.6+): it gets
-                        // the default one (the summary counts those with producers).
-                        for k in want.dbs.values_mut().flat_map(|keys| keys.values_mut()).filter(|k| k["type"] == "stream") {
-                            k["value"].as_object_mut().unwrap().remove("idmp");
-                        }
-                    }
-                    if removed > 0 {
-                        assert!(err.contains("unsupported and skipped"), "{what}: {err}");
-                    }
-                    let got = dump(&server, tmp.path(), &format!("{fixture}-{mode}"));
-                    logical::accept_unknown_stream_metadata(&mut want, &got);
-                    assert_same(&what, &want, &got);
-                }
-            })
-        })
-        .collect();
+    v.sort();
+    assert!(v.len() >= 17, "{v:?}");
+    v
+}
+
+/// Restores every fixture into a server of `name` (an old version or a name of
+/// today's servers), with and without RESTORE, each with `--skip-unsupported --verify
+/// --deep`: the deep verify finds no difference, and the server holds exactly the
+/// fixture's expected.json less what it cannot hold (left out and said); RESTORE with
+/// the file's own payloads is used exactly where the server takes its RDB version, and
+/// collections are re-encoded for it where it does not.
+fn restore_each_fixture(name: &str) {
+    let Some(server) = RedisServer::start(name) else { return };
+    let valkey = is_valkey(name);
+    let version = major_minor(name.rsplit_once('-').map_or(name, |(_, v)| v));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = server.client();
+    for (fixture, mode) in fixtures().iter().flat_map(|f| [(f.clone(), "--no-restore"), (f.clone(), "--restore-max-bytes=4194304")]) {
+        c.cmd(&[b"FLUSHALL"]).ok();
+        if valkey || version >= (7, 0) {
+            c.cmd(&[b"FUNCTION", b"FLUSH"]).ok();
+        }
+        let dir = repo_root().join("testdata/rdb").join(&fixture);
+        let out = ferry()
+            .args(["restore", mode, "--skip-unsupported", "--verify", "--deep", "--target", &format!("redis://{}", server.addr())])
+            .arg(dir.join("dump.rdb"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{fixture} into {name} ({mode})");
+        assert!(out.status.success(), "{what}: {err}");
+        // The deep verify against the file agrees with the comparison below.
+        assert!(err.contains("verify (deep): no difference"), "{what}: {err}");
+        let own = mode != "--no-restore" && accepts(valkey, version, fixture_rdb(&fixture));
+        let restored = err.contains("of them with RESTORE");
+        // Module values go as RESTORE whatever the file's version (restamped).
+        assert!(restored == own || !own && fixture.starts_with("8."), "{what}: {err}");
+        let reencode = mode != "--no-restore" && !own;
+        assert_eq!(reencoded(&err) > 0, reencode, "{what}: {err}");
+        let mut want = Logical::from_expected(&std::fs::read_to_string(dir.join("expected.json")).unwrap());
+        let removed = logical::keep_what_fits_in(&mut want, valkey, version);
+        if !own {
+            // Commands cannot re-create the pending entries of deleted messages, nor
+            // give a stream its IDMP state (8.6+, where it gets the default one);
+            // RESTORE with the source's payload keeps them.
+            logical::drop_unclaimable_pending(&mut want);
+            logical::drop_idmp(&mut want);
+        }
+        if removed > 0 {
+            assert!(err.contains("unsupported and skipped"), "{what}: {err}");
+        }
+        let got = dump(&server, tmp.path(), &format!("{fixture}-{mode}"));
+        logical::accept_unknown_stream_metadata(&mut want, &got);
+        assert_same(&what, &want, &got);
+    }
+}
+
+/// Every real-server fixture (2.4.16 to Redis 8.6.3, Valkey 8.0.1 to 9.1.2) restored
+/// into every CI server (2.8.17 to 7.0.15); see [`restore_each_fixture`].
+#[test]
+fn restore_every_fixture_into_every_server() {
+    let threads: Vec<_> = CI_VERSIONS.iter().map(|v| thread::spawn(move || restore_each_fixture(v))).collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// Every real-server fixture restored into each of today's servers (Redis 8.0.6 and
+/// 8.6.3, Valkey 8.1.1 and 9.1.2, no module loaded): Redis to Valkey and back, newer
+/// into older. What they cannot hold: field TTLs on Valkey 8, vector sets on Valkey,
+/// JSON and Bloom values everywhere, a stream's IDMP state before 8.6; see
+/// [`restore_each_fixture`].
+#[test]
+fn restore_every_fixture_into_todays_servers() {
+    let threads: Vec<_> = NEW_VERSIONS.iter().map(|v| thread::spawn(move || restore_each_fixture(v))).collect();
     for t in threads {
         t.join().unwrap();
     }
