@@ -112,6 +112,10 @@ fn command_stream_harness_accepts_every_capture() {
         files.extend(files_in(&dir.unwrap().path(), "bin"));
     }
     assert!(files.len() >= 7, "expected the replication captures, found {}", files.len());
+    // Valkey 9.1.2 asked by a replica that announces no version: the master ends the
+    // transfer, or sends the snapshot and nothing after it (tests/stream_golden.rs).
+    let no_stream = ["stream-noversion.bin", "stream-noversion-nohfe.bin"];
+    files.retain(|p| !(p.to_string_lossy().contains("valkey-9.1.2") && no_stream.iter().any(|n| p.ends_with(n))));
     for path in files {
         let bin = std::fs::read(&path).unwrap();
         let stream = command_stream_of(&bin);
@@ -131,7 +135,7 @@ fn command_stream_harness_accepts_every_capture() {
 /// the rest of the file reads as commands to its very end (in these captures the stream
 /// starts with a multibulk command; tests/stream_golden.rs uses the exact ranges).
 fn command_stream_of(bin: &[u8]) -> &[u8] {
-    let header = bin.windows(5).position(|w| w == b"REDIS").expect("no RDB in the capture");
+    let header = bin.windows(5).position(|w| w == b"REDIS" || w == b"VALKE").expect("no RDB in the capture");
     (header..bin.len())
         .find(|&i| bin[i] == b'*' && reads_to_end(&bin[i..]))
         .map(|i| &bin[i..])
